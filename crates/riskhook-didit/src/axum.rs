@@ -1,0 +1,529 @@
+//! axum/tower integration for embedders: [`DiditWebhookLayer`] verifies a delivery before the
+//! handler runs, and the [`VerifiedDiditEvent`] extractor hands the handler the typed event.
+//!
+//! ```no_run
+//! use axum::{Json, Router, routing::post};
+//! use riskhook_didit::axum::{DiditWebhookLayer, VerifiedDiditEvent};
+//! use riskhook_didit::signature::{Keyring, Secret};
+//! use riskhook_didit::webhook::Verifier;
+//!
+//! async fn on_didit(event: VerifiedDiditEvent) -> Json<serde_json::Value> {
+//!     // Only verified, fresh, parsed deliveries reach this point.
+//!     Json(serde_json::json!({ "received": event.event.kind.as_str() }))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = Secret::new(std::env::var("DIDIT_WEBHOOK_SECRET")?);
+//! let verifier = Verifier::new(Keyring::single(&secret)?);
+//! let app: Router = Router::new()
+//!     .route("/webhooks/didit", post(on_didit))
+//!     .layer(DiditWebhookLayer::new(verifier));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every refusal is an `application/problem+json` body with the right status: 401 (missing or
+//! bad signature, stale or mismatched timestamp), 413 (body over the limit), 400 (not JSON), 422
+//! (JSON but not a Didit event). Nothing here answers 500 to a client's mistake.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
+
+use crate::payload::DiditEvent;
+use crate::signature::SignatureHeaders;
+use crate::webhook::{Delivery, Rejection, Verification, Verifier};
+
+/// A delivery that passed every check, as the handler receives it.
+#[derive(Debug, Clone)]
+pub struct VerifiedDiditEvent {
+    /// The typed event.
+    pub event: DiditEvent,
+    /// Which key and scheme verified it.
+    pub verification: Verification,
+    /// The body exactly as received: what `X-Signature` covers, and what to store.
+    pub raw: Bytes,
+    /// When the layer received it, Unix seconds, from the layer's clock.
+    pub received_at: i64,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VerifiedDiditEvent {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .remove::<VerifiedDiditEvent>()
+            .ok_or_else(|| {
+                // A programming error in the embedding app, not the client's: say so plainly.
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "misconfigured",
+                    "Webhook route is misconfigured",
+                    "VerifiedDiditEvent needs the route to be wrapped in DiditWebhookLayer",
+                )
+                .into_response()
+            })
+    }
+}
+
+/// A clock returning Unix seconds. Injected so tests can pin time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    })
+}
+
+/// A tower layer that verifies Didit deliveries and puts a [`VerifiedDiditEvent`] into the
+/// request's extensions.
+#[derive(Clone)]
+pub struct DiditWebhookLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    verifier: Verifier,
+    max_body_bytes: usize,
+    clock: Clock,
+    replay: Option<ReplayGuard>,
+}
+
+impl fmt::Debug for DiditWebhookLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiditWebhookLayer")
+            .field("verifier", &self.shared.verifier)
+            .field("max_body_bytes", &self.shared.max_body_bytes)
+            .field("replay_protection", &self.shared.replay.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiditWebhookLayer {
+    /// Didit's fullest payloads run to tens of KB; 1 MiB leaves room without letting a client
+    /// make the server buffer much.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+    /// A layer with a 1 MiB body limit, the system clock and in-memory replay protection.
+    pub fn new(verifier: Verifier) -> Self {
+        let window = i64::try_from(verifier.tolerance().as_secs()).unwrap_or(i64::MAX);
+        Self {
+            shared: Arc::new(Shared {
+                verifier,
+                max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+                clock: system_clock(),
+                replay: Some(ReplayGuard::new(window, ReplayGuard::DEFAULT_CAPACITY)),
+            }),
+        }
+    }
+
+    fn map(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|shared| Shared {
+            verifier: shared.verifier.clone(),
+            max_body_bytes: shared.max_body_bytes,
+            clock: shared.clock.clone(),
+            replay: shared.replay.as_ref().map(ReplayGuard::empty_like),
+        });
+        f(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Refuses bodies over `bytes` with 413.
+    #[must_use]
+    pub fn max_body_bytes(self, bytes: usize) -> Self {
+        self.map(|s| s.max_body_bytes = bytes)
+    }
+
+    /// Replaces the clock (Unix seconds).
+    #[must_use]
+    pub fn clock(self, clock: Clock) -> Self {
+        self.map(|s| s.clock = clock)
+    }
+
+    /// Turns the in-memory replay protection off, for a handler that de-duplicates durably
+    /// itself (the riskhook service does, in its database).
+    #[must_use]
+    pub fn without_replay_protection(self) -> Self {
+        self.map(|s| s.replay = None)
+    }
+}
+
+impl<S> tower::Layer<S> for DiditWebhookLayer {
+    type Service = DiditWebhookService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DiditWebhookService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service [`DiditWebhookLayer`] wraps around a handler.
+#[derive(Clone)]
+pub struct DiditWebhookService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> fmt::Debug for DiditWebhookService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiditWebhookService")
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> tower::Service<Request<Body>> for DiditWebhookService<S>
+where
+    S: tower::Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The clone that was polled ready is the one that must be called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let verified = match shared.accept(&parts.headers, body).await {
+                Ok(verified) => verified,
+                Err(problem) => return Ok(problem.into_response()),
+            };
+            let keys = ReplayKeys::of(&verified.event);
+            if let Some(replay) = &shared.replay {
+                match replay.begin(&keys, verified.verification.timestamp) {
+                    ReplayState::New => {}
+                    ReplayState::Done => {
+                        return Ok(duplicate_response(&verified.event));
+                    }
+                    ReplayState::InFlight => {
+                        return Ok(Problem::new(
+                            StatusCode::CONFLICT,
+                            "delivery-in-progress",
+                            "Delivery already being processed",
+                            "an identical delivery is being handled right now",
+                        )
+                        .into_response());
+                    }
+                }
+            }
+            let raw = verified.raw.clone();
+            parts.extensions.insert(verified);
+            // Released on drop, so a request abandoned mid-handler (client gone, timeout,
+            // panic) does not leave its delivery "in progress" and block Didit's retry.
+            let mut in_flight = shared.replay.as_ref().map(|replay| InFlight {
+                replay,
+                keys: &keys,
+                succeeded: false,
+            });
+            let result = inner
+                .call(Request::from_parts(parts, Body::from(raw)))
+                .await;
+            if let Some(guard) = in_flight.as_mut() {
+                guard.succeeded = result
+                    .as_ref()
+                    .is_ok_and(|response| response.status().is_success());
+            }
+            drop(in_flight);
+            result
+        })
+    }
+}
+
+impl Shared {
+    async fn accept(&self, headers: &HeaderMap, body: Body) -> Result<VerifiedDiditEvent, Problem> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
+            return Err(self.too_large());
+        }
+        let raw = match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => return Err(self.too_large()),
+            Err(_) => {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable-body",
+                    "Request body could not be read",
+                    "the connection failed while the body was being received",
+                ));
+            }
+        };
+        let delivery = Delivery {
+            timestamp: header_str(headers, "x-timestamp"),
+            signatures: SignatureHeaders {
+                raw: header_str(headers, "x-signature"),
+                v2: header_str(headers, "x-signature-v2"),
+                simple: header_str(headers, "x-signature-simple"),
+            },
+            body: &raw,
+        };
+        let now = (self.clock)();
+        match self.verifier.verify(&delivery, now) {
+            Ok((event, verification)) => Ok(VerifiedDiditEvent {
+                event,
+                verification,
+                raw,
+                received_at: now,
+            }),
+            Err(rejection) => {
+                tracing::warn!(
+                    reason = rejection.code(),
+                    status = rejection.status(),
+                    body_bytes = raw.len(),
+                    "didit webhook rejected: {rejection}"
+                );
+                Err(Problem::from(&rejection))
+            }
+        }
+    }
+
+    fn too_large(&self) -> Problem {
+        tracing::warn!(
+            limit = self.max_body_bytes,
+            "didit webhook rejected: body too large"
+        );
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+            format!(
+                "the body exceeds the limit of {} bytes",
+                self.max_body_bytes
+            ),
+        )
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn duplicate_response(event: &DiditEvent) -> Response {
+    let body = serde_json::json!({
+        "status": "duplicate",
+        "event_id": event.delivery_key(),
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// An RFC 9457 problem body: what the client did wrong, in a form both people and programs read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// `urn:riskhook:problem:<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// A short summary, the same for every occurrence of the problem type.
+    pub title: String,
+    /// The HTTP status, repeated in the body.
+    pub status: u16,
+    /// What exactly was wrong with this request.
+    pub detail: String,
+    /// The stable reason code (also the last segment of `type`).
+    pub code: String,
+}
+
+impl Problem {
+    /// A problem with a stable `code`.
+    pub fn new(
+        status: StatusCode,
+        code: &str,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            problem_type: format!("urn:riskhook:problem:{code}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_owned(),
+        }
+    }
+}
+
+impl From<&Rejection> for Problem {
+    fn from(rejection: &Rejection) -> Self {
+        let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        Problem::new(
+            status,
+            rejection.code(),
+            rejection.title(),
+            rejection.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+/// The keys a delivery is remembered by: Didit's `event_id` and the content key, since a retry
+/// may come with a new `event_id`.
+struct ReplayKeys(Vec<String>);
+
+impl ReplayKeys {
+    fn of(event: &DiditEvent) -> Self {
+        let mut keys = vec![format!("c:{}", event.content_key())];
+        if let Some(id) = event.delivery_key() {
+            keys.push(format!("d:{id}"));
+        }
+        Self(keys)
+    }
+}
+
+enum ReplayState {
+    New,
+    InFlight,
+    Done,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    InFlight,
+    Done,
+}
+
+/// Remembers recent deliveries in memory so a replayed one is acknowledged without running the
+/// handler twice. A delivery counts as seen only once its handler answered 2xx, so a Didit retry
+/// after a failure still gets through. Entries live for twice the freshness window: anything
+/// older would be refused as stale anyway.
+struct ReplayGuard {
+    window: i64,
+    capacity: usize,
+    state: Mutex<ReplayMemory>,
+}
+
+#[derive(Default)]
+struct ReplayMemory {
+    /// Each key's state and the generation it was inserted with.
+    entries: HashMap<String, (Entry, u64)>,
+    /// Insertion order with timestamps and generations, for expiry and the capacity bound. A
+    /// record whose generation no longer matches its entry (the key was released and inserted
+    /// again) expires nothing.
+    order: VecDeque<(i64, String, u64)>,
+    next_generation: u64,
+}
+
+/// Marks a delivery's keys done (handler answered 2xx) or forgets them, when dropped.
+struct InFlight<'a> {
+    replay: &'a ReplayGuard,
+    keys: &'a ReplayKeys,
+    succeeded: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.replay.finish(self.keys, self.succeeded);
+    }
+}
+
+impl ReplayGuard {
+    const DEFAULT_CAPACITY: usize = 100_000;
+
+    fn new(window: i64, capacity: usize) -> Self {
+        Self {
+            window,
+            capacity,
+            state: Mutex::new(ReplayMemory::default()),
+        }
+    }
+
+    fn empty_like(other: &Self) -> Self {
+        Self::new(other.window, other.capacity)
+    }
+
+    fn begin(&self, keys: &ReplayKeys, timestamp: i64) -> ReplayState {
+        let mut memory = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let horizon = timestamp.saturating_sub(self.window.saturating_mul(2));
+        while let Some((ts, _, _)) = memory.order.front() {
+            if *ts >= horizon && memory.order.len() < self.capacity {
+                break;
+            }
+            if let Some((_, key, generation)) = memory.order.pop_front()
+                && memory
+                    .entries
+                    .get(&key)
+                    .is_some_and(|(_, g)| *g == generation)
+            {
+                memory.entries.remove(&key);
+            }
+        }
+        let mut state = ReplayState::New;
+        for key in &keys.0 {
+            match memory.entries.get(key) {
+                Some((Entry::Done, _)) => return ReplayState::Done,
+                Some((Entry::InFlight, _)) => state = ReplayState::InFlight,
+                None => {}
+            }
+        }
+        if matches!(state, ReplayState::New) {
+            let generation = memory.next_generation;
+            memory.next_generation += 1;
+            for key in &keys.0 {
+                memory
+                    .entries
+                    .insert(key.clone(), (Entry::InFlight, generation));
+                memory.order.push_back((timestamp, key.clone(), generation));
+            }
+        }
+        state
+    }
+
+    fn finish(&self, keys: &ReplayKeys, succeeded: bool) {
+        let mut memory = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in &keys.0 {
+            // A key evicted meanwhile stays forgotten: re-inserting it here would leave an
+            // entry that no expiry ever reaches.
+            if succeeded {
+                if let Some((entry, _)) = memory.entries.get_mut(key) {
+                    *entry = Entry::Done;
+                }
+            } else {
+                memory.entries.remove(key);
+            }
+        }
+    }
+}

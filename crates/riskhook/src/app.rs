@@ -1,0 +1,111 @@
+//! The application as a value: [`App::build`] opens the database and binds the listener,
+//! [`App::run`] serves until a shutdown future resolves, then lets in-flight requests finish.
+//!
+//! Binding before serving is what lets tests use port 0 and connect at once, with no sleep.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use riskhook_didit::axum::{Clock, system_clock};
+use riskhook_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::routes;
+use crate::state::AppState;
+
+/// A built, not yet running, application.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Opens the store named by the configuration and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = crate::store::open(&config.database_url).await?;
+        Self::build_with(config, store, system_clock()).await
+    }
+
+    /// [`App::build`] with an already open store and a chosen clock.
+    pub async fn build_with(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Self {
+            listener,
+            state: AppState {
+                store,
+                config: Arc::new(config),
+                clock,
+            },
+        })
+    }
+
+    /// The address actually bound (the port is chosen by the OS when configured as 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The store, for callers that need it after the app stops.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits up to the configured
+    /// `shutdown_timeout` for in-flight requests.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = self.state.config.shutdown_timeout;
+        let router = routes::router(self.state);
+        let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(true);
+        };
+        let serve = axum::serve(self.listener, router).with_graceful_shutdown(signal);
+        let deadline = async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = serve => result.context("server failed")?,
+            () = deadline => tracing::warn!(?grace, "shutdown grace period over; dropping unfinished requests"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

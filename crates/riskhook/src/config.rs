@@ -1,0 +1,494 @@
+//! Configuration: layered (compiled-in defaults, `--config` file, `RISKHOOK_*` environment),
+//! then validated once at start into a [`Config`] whose every value is already parsed.
+//!
+//! Secrets come from the environment or a file, never from a flag, and no type here prints one in
+//! its `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use riskhook_didit::signature::{Key, Keyring, Secret};
+use riskhook_didit::webhook::Verifier;
+use serde::{Deserialize, Deserializer};
+
+/// The compiled-in defaults, which double as the configuration reference.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Top-level keys: the environment may only set these (and their children), so unrelated
+/// `RISKHOOK_*` variables of a test harness are not mistaken for typos.
+const TOP_LEVEL_KEYS: [&str; 7] = [
+    "listen",
+    "database_url",
+    "log_format",
+    "log_filter",
+    "request_timeout",
+    "shutdown_timeout",
+    "didit",
+];
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// The database URL (may hold a password: redacted in `Debug`).
+    pub database_url: DatabaseUrl,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Default tracing filter.
+    pub log_filter: String,
+    /// Per-request deadline.
+    pub request_timeout: Duration,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_timeout: Duration,
+    /// Didit intake.
+    pub didit: DiditConfig,
+}
+
+/// The Didit intake settings.
+#[derive(Debug, Clone)]
+pub struct DiditConfig {
+    /// The route Didit posts to.
+    pub path: String,
+    /// Freshness window.
+    pub tolerance: Duration,
+    /// Body size limit.
+    pub max_body_bytes: usize,
+    /// Whether `X-Signature-Simple` is accepted.
+    pub allow_simple_signature: bool,
+    /// The keys (secrets redacted in `Debug`).
+    pub keyring: Keyring,
+}
+
+impl DiditConfig {
+    /// The verifier these settings describe.
+    pub fn verifier(&self) -> Verifier {
+        Verifier::new(self.keyring.clone())
+            .with_tolerance(self.tolerance)
+            .allow_simple(self.allow_simple_signature)
+    }
+}
+
+/// A database URL whose password never reaches a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // scheme://user:password@host → scheme://user:***@host
+        let redacted = match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &self.0[scheme + 3..at];
+                match userinfo.find(':') {
+                    Some(colon) => format!(
+                        "{}{}:***{}",
+                        &self.0[..scheme + 3],
+                        &userinfo[..colon],
+                        &self.0[at..]
+                    ),
+                    None => self.0.clone(),
+                }
+            }
+            _ => self.0.clone(),
+        };
+        f.debug_tuple("DatabaseUrl").field(&redacted).finish()
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The configuration as written: every layer merged, nothing validated yet.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: String,
+    database_url: String,
+    log_format: LogFormat,
+    log_filter: String,
+    #[serde(deserialize_with = "duration")]
+    request_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    shutdown_timeout: Duration,
+    didit: RawDidit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDidit {
+    path: String,
+    #[serde(deserialize_with = "duration")]
+    tolerance: Duration,
+    max_body_bytes: usize,
+    allow_simple_signature: bool,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    #[serde(default)]
+    keys: Vec<RawKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    id: String,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
+    not_after: Option<String>,
+}
+
+/// Accepts `"300s"`, `"5m"`, `"1h 30m"` or a plain number of seconds.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Seconds(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{t}` is not a duration ({e}); write e.g. \"300s\" or \"5m\""
+            ))
+        }),
+    }
+}
+
+impl Config {
+    /// Loads the layers (defaults, `file`, the process environment) and validates the result.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// [`Config::load`] with an explicit environment, so tests need not touch the process's.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            if !file.is_file() {
+                bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let overrides: Vec<(String, String)> = env
+            .iter()
+            .filter_map(|(name, value)| Some((env_key(name)?, value.clone())))
+            .collect();
+        for (key, value) in &overrides {
+            // Values are TOML-ish like figment's Env provider: numbers and booleans typed,
+            // everything else a string.
+            figment = figment.merge((key.as_str(), env_value(value)));
+        }
+        let raw: RawConfig = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!(describe_figment_error(&e)))?;
+        raw.validate(&|name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
+    }
+}
+
+/// `RISKHOOK_DIDIT__TOLERANCE` → `didit.tolerance`; the two documented shortcuts for the secret.
+fn env_key(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("RISKHOOK_")?.to_ascii_lowercase();
+    let key = match rest.as_str() {
+        "didit_secret" => "didit.secret".to_owned(),
+        "didit_secret_file" => "didit.secret_file".to_owned(),
+        other => other.replace("__", "."),
+    };
+    let top = key.split('.').next().unwrap_or_default();
+    TOP_LEVEL_KEYS.contains(&top).then_some(key)
+}
+
+fn env_value(value: &str) -> figment::value::Value {
+    use figment::value::Value;
+    if let Ok(n) = value.parse::<u64>() {
+        return Value::from(n);
+    }
+    match value {
+        "true" => Value::from(true),
+        "false" => Value::from(false),
+        other => Value::from(other.to_owned()),
+    }
+}
+
+fn describe_figment_error(error: &figment::Error) -> String {
+    let mut out = String::from("invalid configuration");
+    for e in error.clone() {
+        let key = if e.path.is_empty() {
+            "(top level)".to_owned()
+        } else {
+            e.path.join(".")
+        };
+        out.push_str(&format!("\n  - {key}: {}", e.kind));
+    }
+    out
+}
+
+impl RawConfig {
+    fn validate(self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let listen: SocketAddr = self.listen.parse().with_context(|| {
+            format!(
+                "invalid configuration: listen: `{}` is not an address and port such as 127.0.0.1:8080",
+                self.listen
+            )
+        })?;
+        let database_url = self.database_url.trim().to_owned();
+        if !(database_url.starts_with("sqlite:")) {
+            bail!(
+                "invalid configuration: database_url: unsupported scheme in `{}`; this build supports sqlite://FILE and sqlite::memory:",
+                scheme_of(&database_url)
+            );
+        }
+        if self.request_timeout.is_zero() {
+            bail!("invalid configuration: request_timeout must be greater than zero");
+        }
+        let didit = self.didit.validate(env)?;
+        Ok(Config {
+            listen,
+            database_url: DatabaseUrl::new(database_url),
+            log_format: self.log_format,
+            log_filter: self.log_filter,
+            request_timeout: self.request_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            didit,
+        })
+    }
+}
+
+fn scheme_of(url: &str) -> &str {
+    url.split(':').next().unwrap_or(url)
+}
+
+impl RawDidit {
+    fn validate(self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<DiditConfig> {
+        if !self.path.starts_with('/') {
+            bail!(
+                "invalid configuration: didit.path: `{}` must start with /",
+                self.path
+            );
+        }
+        if self.tolerance.is_zero() {
+            bail!("invalid configuration: didit.tolerance must be greater than zero");
+        }
+        if self.max_body_bytes == 0 {
+            bail!("invalid configuration: didit.max_body_bytes must be greater than zero");
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut keys = Vec::new();
+        match (&self.secret, &self.secret_file) {
+            (Some(_), Some(_)) => bail!(
+                "invalid configuration: didit.secret and didit.secret_file are both set; keep one"
+            ),
+            (Some(secret), None) => keys.push(
+                Key::new("default", &Secret::new(secret.clone()))
+                    .context("invalid configuration: didit.secret")?,
+            ),
+            (None, Some(path)) => keys.push(
+                Key::new("default", &read_secret_file(path, "didit.secret_file")?)
+                    .context("invalid configuration: didit.secret_file")?,
+            ),
+            (None, None) => {}
+        }
+        for (i, raw) in self.keys.into_iter().enumerate() {
+            let at = format!("didit.keys[{i}]");
+            let secret = match (raw.secret, raw.secret_file, raw.secret_env) {
+                (Some(s), None, None) => Secret::new(s),
+                (None, Some(path), None) => read_secret_file(&path, &format!("{at}.secret_file"))?,
+                (None, None, Some(var)) => Secret::new(env(&var).with_context(|| {
+                    format!("invalid configuration: {at}.secret_env: environment variable {var} is not set")
+                })?),
+                _ => bail!(
+                    "invalid configuration: {at}: give exactly one of secret, secret_file or secret_env"
+                ),
+            };
+            let mut key = Key::new(raw.id.clone(), &secret)
+                .with_context(|| format!("invalid configuration: {at}"))?;
+            if let Some(not_after) = raw.not_after {
+                let t = humantime::parse_rfc3339_weak(not_after.trim()).with_context(|| {
+                    format!("invalid configuration: {at}.not_after: `{not_after}` is not an RFC 3339 time such as 2026-12-01T00:00:00Z")
+                })?;
+                let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                if secs < now {
+                    tracing::warn!(
+                        key = raw.id,
+                        "didit key is past its not_after and will verify nothing"
+                    );
+                }
+                key = key.with_not_after(i64::try_from(secs).unwrap_or(i64::MAX));
+            }
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            bail!(
+                "invalid configuration: didit: no signing secret; set RISKHOOK_DIDIT_SECRET (the secret of your Didit webhook destination), didit.secret_file, or [[didit.keys]]"
+            );
+        }
+        let keyring = Keyring::new(keys).context("invalid configuration: didit.keys")?;
+        Ok(DiditConfig {
+            path: self.path,
+            tolerance: self.tolerance,
+            max_body_bytes: self.max_body_bytes,
+            allow_simple_signature: self.allow_simple_signature,
+            keyring,
+        })
+    }
+}
+
+/// Reads a secret file, dropping the trailing newline editors and `echo` add: the secret itself
+/// never ends in whitespace (Didit's are URL-safe tokens).
+fn read_secret_file(path: &Path, key: &str) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "invalid configuration: {key}: cannot read {}",
+            path.display()
+        )
+    })?;
+    Ok(Secret::new(text.trim_end_matches(['\n', '\r']).to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        Config::load_with_env(
+            None,
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    fn load_file(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("riskhook.toml");
+        std::fs::write(&path, toml).expect("write");
+        Config::load_with_env(
+            Some(&path),
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    fn error(result: anyhow::Result<Config>) -> String {
+        format!("{:#}", result.expect_err("must fail"))
+    }
+
+    #[test]
+    fn defaults_need_only_a_secret() {
+        let config = load(&[("RISKHOOK_DIDIT_SECRET", "s3cret")]).expect("loads");
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(config.database_url.expose(), "sqlite://riskhook.db");
+        assert_eq!(config.didit.tolerance, Duration::from_secs(300));
+        assert_eq!(config.didit.keyring.keys()[0].id(), "default");
+        assert!(!config.didit.allow_simple_signature);
+    }
+
+    #[test]
+    fn no_secret_is_refused_with_a_hint() {
+        assert!(error(load(&[])).contains("RISKHOOK_DIDIT_SECRET"));
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let config = load_file(
+            "listen = \"0.0.0.0:9000\"\n[didit]\ntolerance = \"10m\"\nsecret = \"from-file\"\n",
+            &[
+                ("RISKHOOK_LISTEN", "127.0.0.1:0"),
+                ("RISKHOOK_DIDIT__MAX_BODY_BYTES", "2048"),
+                ("RISKHOOK_TEST_SOMETHING_ELSE", "ignored"),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.didit.tolerance, Duration::from_secs(600));
+        assert_eq!(config.didit.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let secret = ("RISKHOOK_DIDIT_SECRET", "s");
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (&[secret, ("RISKHOOK_LISTEN", "nowhere")], "listen"),
+            (
+                &[secret, ("RISKHOOK_DIDIT__TOLERANCE", "soon")],
+                "didit.tolerance",
+            ),
+            (
+                &[secret, ("RISKHOOK_DIDIT__PATH", "webhooks")],
+                "didit.path",
+            ),
+            (
+                &[secret, ("RISKHOOK_DATABASE_URL", "mysql://x")],
+                "database_url",
+            ),
+            (&[secret, ("RISKHOOK_LOG_FORMAT", "xml")], "log_format"),
+        ];
+        for (env, key) in cases {
+            let message = error(load(env));
+            assert!(message.contains(key), "{key}: {message}");
+        }
+        let typo = error(load_file("[didit]\ntolerence = \"1m\"\n", &[secret]));
+        assert!(typo.contains("tolerence"), "{typo}");
+    }
+
+    #[test]
+    fn a_keyring_comes_from_secret_env_and_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("old");
+        std::fs::write(&file, "old-secret\n").expect("write");
+        let toml = format!(
+            "[[didit.keys]]\nid = \"new\"\nsecret_env = \"NEW_SECRET\"\n\n[[didit.keys]]\nid = \"old\"\nsecret_file = \"{}\"\nnot_after = \"2030-01-01T00:00:00Z\"\n",
+            file.display()
+        );
+        let config = load_file(&toml, &[("NEW_SECRET", "new-secret")]).expect("loads");
+        let keys = config.didit.keyring.keys();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[1].not_after(), Some(1_893_456_000));
+        let missing = error(load_file(&toml, &[]));
+        assert!(missing.contains("didit.keys[0].secret_env"), "{missing}");
+        let both = error(load_file(
+            "[[didit.keys]]\nid = \"a\"\nsecret = \"x\"\nsecret_env = \"Y\"\n",
+            &[],
+        ));
+        assert!(both.contains("didit.keys[0]"), "{both}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets_and_passwords() {
+        let config = load(&[("RISKHOOK_DIDIT_SECRET", "very-secret-value")]).expect("loads");
+        let text = format!("{config:?}");
+        assert!(!text.contains("very-secret-value"), "{text}");
+        let url = DatabaseUrl::new("postgres://app:hunter2@db:5432/riskhook");
+        assert_eq!(
+            format!("{url:?}"),
+            "DatabaseUrl(\"postgres://app:***@db:5432/riskhook\")"
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! riskhook: turns Didit identity-verification webhooks into durable, explainable risk decisions.
+//!
+//! This crate is the service and its CLI; the protocol lives in `riskhook-didit` and storage
+//! behind `riskhook-store`. Layout:
+//!
+//! - [`config`]: layered configuration, validated at start.
+//! - [`app`]: [`App::build`](app::App::build) binds the listener (port 0 allowed) and
+//!   [`App::run`](app::App::run) serves until a shutdown future resolves.
+//! - [`routes`]: one module per feature, each owning its handlers and DTOs, merged in one place.
+//! - [`pipeline`]: what happens to a verified event (today: stored once, session advanced).
+//! - [`error`]: [`ApiError`](error::ApiError), the one error type of the HTTP boundary.
+//! - [`store`]: opening the backend named by the database URL.
+//! - [`delivery`]: signing and sending deliveries as Didit does (CLI and tests).
+//! - [`cli`]: the `riskhook` command line (`serve`, `migrate`, `sign`, `send`).
+//! - [`telemetry`]: tracing set-up.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod pipeline;
+pub mod routes;
+pub mod state;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,220 @@
+//! `spawn_app()` and friends: a running service, a client, and signing as Didit does.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use riskhook::app::App;
+use riskhook::config::Config;
+use riskhook::delivery;
+use riskhook_didit::signature::{Key, Secret, SignedHeaders};
+use riskhook_store::Store;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub(crate) const SECRET: &str = "tno2NTeRC1ZK3sBOYlBJDyEzBVENl3pQ1AcZyAW0xnQ";
+
+pub(crate) fn key() -> Key {
+    Key::new("test", &Secret::new(SECRET)).unwrap()
+}
+
+pub(crate) fn now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+pub(crate) fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/didit")
+}
+
+/// Every fixture file, by name.
+pub(crate) fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.ends_with(".json").then_some(name)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join(name)).unwrap()
+}
+
+/// A running service.
+pub(crate) struct TestApp {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) client: reqwest::Client,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) db_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<Arc<tempfile::TempDir>>,
+}
+
+/// Configuration for a test: port 0, the given database, extra environment.
+pub(crate) fn test_config(db_url: &str, extra: &[(&str, &str)]) -> Config {
+    let mut env = vec![
+        ("RISKHOOK_DIDIT_SECRET".to_owned(), SECRET.to_owned()),
+        ("RISKHOOK_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("RISKHOOK_DATABASE_URL".to_owned(), db_url.to_owned()),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Config::load_with_env(None, env).unwrap()
+}
+
+/// A fresh service on a fresh SQLite file.
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub(crate) async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let url = format!("sqlite://{}", dir.path().join("riskhook.db").display());
+    let mut app = spawn_app_on(&url, extra).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// A service on an existing database URL (for restart tests).
+pub(crate) async fn spawn_app_on(db_url: &str, extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_config(test_config(db_url, extra)).await
+}
+
+/// A service with a configuration built by the test.
+pub(crate) async fn spawn_app_with_config(config: Config) -> TestApp {
+    let db_url = config.database_url.expose().to_owned();
+    let app = App::build(config).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let store = app.store();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        store,
+        db_url,
+        shutdown: Some(tx),
+        handle: Some(handle),
+        _dir: None,
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<String>,
+    pub(crate) json: serde_json::Value,
+}
+
+impl Reply {
+    async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap();
+        Reply {
+            status,
+            content_type,
+            json: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+impl TestApp {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub(crate) fn webhook_url(&self) -> String {
+        self.url("/webhooks/didit")
+    }
+
+    /// Sends `body` stamped with now and signed as Didit would.
+    pub(crate) async fn deliver(&self, body: &[u8]) -> Reply {
+        let t = now();
+        let body = delivery::restamp(body, t);
+        self.post_signed(&body, t).await
+    }
+
+    /// Sends `body` as is, signed at `timestamp`.
+    pub(crate) async fn post_signed(&self, body: &[u8], timestamp: i64) -> Reply {
+        let outcome = delivery::send(
+            &self.client,
+            &self.webhook_url(),
+            &key(),
+            body.to_vec(),
+            timestamp,
+        )
+        .await
+        .unwrap();
+        Reply {
+            status: outcome.status,
+            content_type: outcome.content_type,
+            json: serde_json::from_str(&outcome.body).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// Sends `body` with exactly the given headers.
+    pub(crate) async fn post_with_headers(
+        &self,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> Reply {
+        let mut request = self.client.post(self.webhook_url()).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        Reply::read(request.send().await.unwrap()).await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Reply {
+        Reply::read(self.client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// Takes the temporary directory out of the app so the database outlives it.
+    pub(crate) fn detach_dir(mut self) -> (Option<Arc<tempfile::TempDir>>, Self) {
+        (self._dir.take(), self)
+    }
+
+    /// Graceful stop: waits for the server task to finish.
+    pub(crate) async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Headers for `body` at `timestamp`, with the named headers left out.
+pub(crate) fn signed_headers(
+    body: &[u8],
+    timestamp: i64,
+    leave_out: &[&str],
+) -> Vec<(&'static str, String)> {
+    SignedHeaders::sign(&key(), body, timestamp)
+        .pairs()
+        .into_iter()
+        .filter(|(name, _)| !leave_out.contains(name))
+        .map(|(name, value)| (name, value.to_owned()))
+        .collect()
+}

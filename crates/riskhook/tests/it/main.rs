@@ -1,0 +1,10 @@
+//! Whole-application tests: the real service on a port-0 listener with a fresh SQLite file
+//! per test, driven over HTTP, plus the `riskhook` binary itself.
+
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod helpers;
+mod ingest;
+mod lifecycle;
+mod sessions;
