@@ -36,6 +36,7 @@ pub use features::{
     PoaDocumentMetadata, PoaVerification, QuestionnaireResponse, RegistryCheck, UboKycSummary,
 };
 pub use session::{ResubmitInfo, SessionEvent, SessionStatus};
+pub use time::days_from_civil;
 
 use lenient::{Lenient, open_enum};
 

@@ -14,9 +14,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use riskhook_core::assessment::{Decision, UserStatus};
 use riskhook_didit::payload::SessionStatus;
 use riskhook_didit::session::Observation;
-use riskhook_store::{EventRecord, IngestOutcome, SessionRecord, Store, StoreError};
+use riskhook_store::{
+    AssessmentRecord, EventRecord, IngestOutcome, NewAssessment, SessionRecord, Store, StoreError,
+    UserRecord,
+};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -52,13 +56,27 @@ pub struct SqliteStore {
 
 /// The migrations, embedded so the binary needs no files beside it.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("events and sessions"),
-        MigrationType::Simple,
-        SqlStr::from_static(include_str!("../migrations/0001_events_and_sessions.sql")),
-        false,
-    )])
+    let migration = |version, description, sql| {
+        Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            SqlStr::from_static(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "events and sessions",
+            include_str!("../migrations/0001_events_and_sessions.sql"),
+        ),
+        migration(
+            2,
+            "assessments and users",
+            include_str!("../migrations/0002_assessments_and_users.sql"),
+        ),
+    ])
 }
 
 impl SqliteStore {
@@ -135,7 +153,11 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     #[tracing::instrument(skip_all, fields(event_id = %event.id, webhook_type = %event.webhook_type))]
-    async fn ingest(&self, event: EventRecord) -> Result<IngestOutcome, StoreError> {
+    async fn ingest(
+        &self,
+        event: EventRecord,
+        assessment: Option<NewAssessment>,
+    ) -> Result<IngestOutcome, StoreError> {
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
@@ -184,7 +206,14 @@ impl Store for SqliteStore {
             return Ok(IngestOutcome::Duplicate { id: existing });
         }
 
-        let session_advanced = advance_session(&mut tx, &event).await?;
+        if let Some(assessment) = &assessment {
+            record_assessment(&mut tx, &event, assessment).await?;
+        }
+        let session_advanced =
+            advance_session(&mut tx, &event, assessment.as_ref().map(|a| a.id.as_str())).await?;
+        if let Some(user_id) = &event.vendor_data {
+            recompute_user(&mut tx, user_id, event.received_at).await?;
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(IngestOutcome::Accepted {
             id: event.id,
@@ -231,7 +260,8 @@ impl Store for SqliteStore {
     async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT s.session_id, s.status, s.status_timestamp, s.status_event_id, s.vendor_data,
-                    (SELECT COUNT(*) FROM events e WHERE e.session_id = s.session_id)
+                    (SELECT COUNT(*) FROM events e WHERE e.session_id = s.session_id),
+                    s.current_assessment_id
              FROM sessions s WHERE s.session_id = ?",
         )
         .bind(session_id)
@@ -246,7 +276,70 @@ impl Store for SqliteStore {
             status_event_id: row.try_get(3).map_err(map_err)?,
             vendor_data: row.try_get(4).map_err(map_err)?,
             event_count: row.try_get(5).map_err(map_err)?,
+            current_assessment_id: row.try_get(6).map_err(map_err)?,
         }))
+    }
+
+    async fn user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT user_id, status, score, decision, current_assessment_id, ever_frozen,
+                    first_seen_at, updated_at
+             FROM users WHERE user_id = ?",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let sessions: Vec<String> = sqlx::query_scalar(
+            "SELECT session_id FROM sessions WHERE vendor_data = ? ORDER BY first_seen_at, session_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let status: &str = row.try_get(1).map_err(map_err)?;
+        Ok(Some(UserRecord {
+            user_id: row.try_get(0).map_err(map_err)?,
+            status: UserStatus::parse(status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown user status `{status}`")))?,
+            score: row.try_get(2).map_err(map_err)?,
+            decision: parse_decision(row.try_get::<&str, _>(3).map_err(map_err)?)?,
+            current_assessment_id: row.try_get(4).map_err(map_err)?,
+            ever_frozen: row.try_get(5).map_err(map_err)?,
+            sessions,
+            first_seen_at: row.try_get(6).map_err(map_err)?,
+            updated_at: row.try_get(7).map_err(map_err)?,
+        }))
+    }
+
+    async fn user_assessments(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AssessmentRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM assessments WHERE user_id = ?
+             ORDER BY evaluated_at DESC, id DESC LIMIT ?",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(assessment_record)
+        .collect()
+    }
+
+    async fn assessment(&self, id: &str) -> Result<Option<AssessmentRecord>, StoreError> {
+        sqlx::query("SELECT * FROM assessments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?
+            .map(|row| assessment_record(&row))
+            .transpose()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -258,10 +351,120 @@ impl Store for SqliteStore {
     }
 }
 
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+async fn record_assessment(
+    tx: &mut Tx,
+    event: &EventRecord,
+    assessment: &NewAssessment,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO assessments (id, event_id, session_id, user_id, policy_hash, score, decision,
+                                  decision_rank, evaluated_at, created_at, assessment)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&assessment.id)
+    .bind(&event.id)
+    .bind(&event.session_id)
+    .bind(&event.vendor_data)
+    .bind(&assessment.policy_hash)
+    .bind(assessment.score)
+    .bind(assessment.decision.as_str())
+    .bind(decision_rank(assessment.decision))
+    .bind(assessment.evaluated_at)
+    .bind(event.received_at)
+    .bind(&assessment.json)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn decision_rank(decision: Decision) -> i64 {
+    match decision {
+        Decision::Approve => 0,
+        Decision::Review => 1,
+        Decision::Freeze => 2,
+    }
+}
+
+/// Recomputes a user from facts that do not depend on arrival order: the current assessments
+/// of their sessions (each the assessment of the session's greatest observation) and whether
+/// any of their assessments ever decided freeze.
+async fn recompute_user(tx: &mut Tx, user_id: &str, now: i64) -> Result<(), StoreError> {
+    let current = sqlx::query(
+        "SELECT a.id, a.score, a.decision
+         FROM sessions s JOIN assessments a ON a.id = s.current_assessment_id
+         WHERE s.vendor_data = ?
+         ORDER BY a.decision_rank DESC, a.score DESC, a.evaluated_at DESC, s.session_id
+         LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    let ever_frozen: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM assessments WHERE user_id = ? AND decision = 'freeze')",
+    )
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    let (assessment_id, score, decision) = match current {
+        Some(row) => (
+            Some(row.try_get::<String, _>(0).map_err(map_err)?),
+            row.try_get::<i64, _>(1).map_err(map_err)?,
+            parse_decision(row.try_get::<&str, _>(2).map_err(map_err)?)?,
+        ),
+        None => (None, 0, Decision::Approve),
+    };
+    let status = UserStatus::derive(ever_frozen, decision);
+    sqlx::query(
+        "INSERT INTO users (user_id, status, score, decision, current_assessment_id, ever_frozen,
+                            first_seen_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+         ON CONFLICT (user_id) DO UPDATE SET
+            status = excluded.status, score = excluded.score, decision = excluded.decision,
+            current_assessment_id = excluded.current_assessment_id,
+            ever_frozen = excluded.ever_frozen, updated_at = excluded.updated_at",
+    )
+    .bind(user_id)
+    .bind(status.as_str())
+    .bind(score)
+    .bind(decision.as_str())
+    .bind(assessment_id)
+    .bind(ever_frozen)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn parse_decision(s: &str) -> Result<Decision, StoreError> {
+    Decision::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown decision `{s}`")))
+}
+
+fn assessment_record(row: &SqliteRow) -> Result<AssessmentRecord, StoreError> {
+    Ok(AssessmentRecord {
+        id: row.try_get("id").map_err(map_err)?,
+        event_id: row.try_get("event_id").map_err(map_err)?,
+        session_id: row.try_get("session_id").map_err(map_err)?,
+        user_id: row.try_get("user_id").map_err(map_err)?,
+        policy_hash: row.try_get("policy_hash").map_err(map_err)?,
+        score: row.try_get("score").map_err(map_err)?,
+        decision: parse_decision(row.try_get::<&str, _>("decision").map_err(map_err)?)?,
+        evaluated_at: row.try_get("evaluated_at").map_err(map_err)?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        json: row.try_get("assessment").map_err(map_err)?,
+    })
+}
+
 /// Moves the session to the event's status if the event's observation is the greatest seen.
 async fn advance_session(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut Tx,
     event: &EventRecord,
+    assessment_id: Option<&str>,
 ) -> Result<bool, StoreError> {
     let (Some(session_id), Some(status), Some(timestamp)) =
         (&event.session_id, &event.status, event.event_timestamp)
@@ -278,8 +481,9 @@ async fn advance_session(
         None => {
             sqlx::query(
                 "INSERT INTO sessions (session_id, status, status_timestamp, status_event_id,
-                                       vendor_data, first_seen_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                       vendor_data, first_seen_at, updated_at,
+                                       current_assessment_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(session_id)
             .bind(status)
@@ -288,6 +492,7 @@ async fn advance_session(
             .bind(&event.vendor_data)
             .bind(event.received_at)
             .bind(event.received_at)
+            .bind(assessment_id)
             .execute(&mut **tx)
             .await
             .map_err(map_err)?;
@@ -317,6 +522,7 @@ async fn advance_session(
                     status = CASE WHEN ?2 THEN ?3 ELSE status END,
                     status_timestamp = CASE WHEN ?2 THEN ?4 ELSE status_timestamp END,
                     status_event_id = CASE WHEN ?2 THEN ?5 ELSE status_event_id END,
+                    current_assessment_id = CASE WHEN ?2 THEN ?8 ELSE current_assessment_id END,
                     vendor_data = COALESCE(vendor_data, ?6),
                     updated_at = ?7
                  WHERE session_id = ?1",
@@ -328,6 +534,7 @@ async fn advance_session(
             .bind(&event.id)
             .bind(&event.vendor_data)
             .bind(event.received_at)
+            .bind(assessment_id)
             .execute(&mut **tx)
             .await
             .map_err(map_err)?;

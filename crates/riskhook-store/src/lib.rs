@@ -8,6 +8,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use riskhook_core::assessment::{Decision, UserStatus};
 use riskhook_didit::payload::SessionStatus;
 
 /// A Didit delivery that passed verification: what [`Store::ingest`] stores and what the read
@@ -92,6 +93,73 @@ pub struct SessionRecord {
     pub vendor_data: Option<String>,
     /// How many distinct events this session has (counted, not kept, so it cannot drift).
     pub event_count: i64,
+    /// The assessment of the event that set the current status.
+    pub current_assessment_id: Option<String>,
+}
+
+/// An assessment to record with its event, in the same transaction.
+#[derive(Debug, Clone)]
+pub struct NewAssessment {
+    /// Our id (`asm_…`).
+    pub id: String,
+    /// The score.
+    pub score: u8,
+    /// The decision.
+    pub decision: Decision,
+    /// The policy's content hash.
+    pub policy_hash: String,
+    /// The `now` it was evaluated at.
+    pub evaluated_at: i64,
+    /// The whole assessment as canonical JSON (explanation and signal snapshot).
+    pub json: String,
+}
+
+/// A stored assessment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssessmentRecord {
+    /// Our id.
+    pub id: String,
+    /// The event it assessed.
+    pub event_id: String,
+    /// The session, when the event had one.
+    pub session_id: Option<String>,
+    /// The user (`vendor_data`), when the event had one.
+    pub user_id: Option<String>,
+    /// The policy's content hash.
+    pub policy_hash: String,
+    /// The score.
+    pub score: u8,
+    /// The decision.
+    pub decision: Decision,
+    /// The `now` it was evaluated at.
+    pub evaluated_at: i64,
+    /// When it was recorded.
+    pub created_at: i64,
+    /// The whole assessment, canonical JSON, byte for byte as computed.
+    pub json: String,
+}
+
+/// A person's risk profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Didit's `vendor_data`: the customer's own user id.
+    pub user_id: String,
+    /// Account status.
+    pub status: UserStatus,
+    /// The highest score among the current assessments of the user's sessions.
+    pub score: u8,
+    /// The strictest decision among them.
+    pub decision: Decision,
+    /// The assessment that explains the current score and decision.
+    pub current_assessment_id: Option<String>,
+    /// Whether any assessment ever decided freeze (a freeze outlives later approvals).
+    pub ever_frozen: bool,
+    /// The user's sessions, oldest first.
+    pub sessions: Vec<String>,
+    /// When riskhook first saw the user.
+    pub first_seen_at: i64,
+    /// When the profile last changed.
+    pub updated_at: i64,
 }
 
 /// A storage failure. No driver type escapes a backend: each maps its errors here.
@@ -112,8 +180,13 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
     /// Stores a verified event exactly once and applies its effects in the same transaction:
-    /// a duplicate by delivery key or content key changes nothing.
-    async fn ingest(&self, event: EventRecord) -> Result<IngestOutcome, StoreError>;
+    /// records its assessment, advances its session, recomputes its user. A duplicate by
+    /// delivery key or content key changes nothing.
+    async fn ingest(
+        &self,
+        event: EventRecord,
+        assessment: Option<NewAssessment>,
+    ) -> Result<IngestOutcome, StoreError>;
 
     /// One event by our id.
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError>;
@@ -130,6 +203,19 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// A session's current state.
     async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// A user's profile.
+    async fn user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// A user's assessments, newest first (by evaluation time), at most `limit`.
+    async fn user_assessments(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AssessmentRecord>, StoreError>;
+
+    /// One assessment by id.
+    async fn assessment(&self, id: &str) -> Result<Option<AssessmentRecord>, StoreError>;
 
     /// Whether the database answers: the readiness check.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::policy::PolicyHandle;
 use crate::routes;
 use crate::state::AppState;
 
@@ -37,6 +38,7 @@ impl App {
         store: Arc<dyn Store>,
         clock: Clock,
     ) -> anyhow::Result<Self> {
+        let policy = PolicyHandle::load(config.policy_path.as_deref())?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -45,6 +47,7 @@ impl App {
             state: AppState {
                 store,
                 config: Arc::new(config),
+                policy: Arc::new(policy),
                 clock,
             },
         })
@@ -67,6 +70,14 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let grace = self.state.config.shutdown_timeout;
+        let policy = self.state.policy.clone();
+        tracing::info!(
+            policy = policy.current().name(),
+            hash = policy.current().hash(),
+            source = policy.source_name(),
+            "policy in force"
+        );
+        let reloader = tokio::spawn(reload_on_sighup(policy));
         let router = routes::router(self.state);
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
         let signal = async move {
@@ -83,9 +94,38 @@ impl App {
             result = serve => result.context("server failed")?,
             () = deadline => tracing::warn!(?grace, "shutdown grace period over; dropping unfinished requests"),
         }
+        reloader.abort();
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Reloads the policy on every SIGHUP, keeping the old one when the new one does not load.
+async fn reload_on_sighup(policy: Arc<PolicyHandle>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: policy reload only through the API");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match policy.reload() {
+                Ok((old, new)) => tracing::info!(
+                    from = old,
+                    to = new.hash(),
+                    rules = new.rule_count(),
+                    "policy reloaded (SIGHUP)"
+                ),
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "policy reload refused; the previous policy stays in force"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(policy);
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -11,9 +11,16 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use riskhook_didit::signature::{Key, Secret, SignedHeaders};
 
+use riskhook_core::assessment::Assessment;
+use riskhook_core::cases::{Case, CaseError};
+use riskhook_core::policy::{DEFAULT_POLICY, Policy};
+use riskhook_core::signals::{SCHEMA, didit};
+use riskhook_didit::payload::DiditEvent;
+
 use crate::app::{App, shutdown_signal};
-use crate::config::{Config, DatabaseUrl};
+use crate::config::{Config, DatabaseUrl, api_key_hash};
 use crate::delivery;
+use crate::policy::PolicyHandle;
 use crate::telemetry;
 
 /// Turns Didit identity-verification webhooks into durable, explainable risk decisions.
@@ -36,6 +43,65 @@ pub enum Command {
     Sign(SignArgs),
     /// POST a body file to a URL, signed exactly as Didit signs it.
     Send(SendArgs),
+    /// Assess a Didit payload offline: payload + policy → assessment.
+    Score(ScoreArgs),
+    /// Check, test and inspect policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `riskhook score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The policy file (default: the built-in policy).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// A Didit webhook body (JSON).
+    pub payload: PathBuf,
+    /// Evaluate at this Unix time (default: the payload's own timestamp).
+    #[arg(long)]
+    pub now: Option<i64>,
+    /// Print the whole assessment as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `riskhook policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file and report every problem with its rule and line.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Run a directory of test cases (*.toml) against a policy.
+    Test {
+        /// The policy file.
+        file: PathBuf,
+        /// The directory of cases.
+        cases: PathBuf,
+    },
+    /// List every signal a policy can read, with its type and meaning.
+    Signals,
+    /// Print the built-in default policy.
+    Show,
+}
+
+/// `riskhook keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new API key: prints the key (once) and the [[api_keys]] entry to configure.
+    Generate {
+        /// An id for the key (shown in logs instead of the key).
+        #[arg(long)]
+        id: String,
+        /// read, review or admin.
+        #[arg(long, value_parser = ["read", "review", "admin"])]
+        role: String,
+    },
 }
 
 /// `riskhook serve`.
@@ -125,7 +191,164 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => migrate(args).await,
         Command::Sign(args) => sign(&args),
         Command::Send(args) => send(args).await,
+        Command::Score(args) => score(&args),
+        Command::Policy(command) => policy(command),
+        Command::Keys(KeysCommand::Generate { id, role }) => {
+            generate_key(&id, &role);
+            Ok(())
+        }
     }
+}
+
+fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
+    Ok(PolicyHandle::load(path)?.current().as_ref().clone())
+}
+
+fn score(args: &ScoreArgs) -> anyhow::Result<()> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let body = read_body(&args.payload)?;
+    let event = DiditEvent::from_slice(&body)
+        .with_context(|| format!("{} is not a Didit event", args.payload.display()))?;
+    let signals = didit::extract(&event, "offline", true);
+    let now = args.now.or(event.timestamp).unwrap_or_else(now);
+    let assessment = policy.assess(&signals, now);
+    if args.json {
+        println!("{}", assessment.to_json());
+    } else {
+        print!("{}", explain(&assessment));
+    }
+    Ok(())
+}
+
+/// The assessment for a person to read.
+pub fn explain(a: &Assessment) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "decision: {}   score: {}/100",
+        a.decision.as_str(),
+        a.score
+    );
+    let _ = writeln!(out, "policy:   {} ({})", a.policy.name, &a.policy.hash);
+    if a.fired.is_empty() {
+        let _ = writeln!(out, "no rule fired");
+    }
+    for f in &a.fired {
+        let decision = f
+            .decision
+            .map_or(String::new(), |d| format!(", at least {}", d.as_str()));
+        let _ = writeln!(out, "  + {:>3}  {}{decision}", f.points, f.rule_id);
+        let _ = writeln!(out, "         {}", f.reason);
+        for (name, value) in &f.reads {
+            let value = value.as_ref().map_or("not checked".to_owned(), |v| {
+                serde_json::to_string(v).unwrap_or_default()
+            });
+            let _ = writeln!(out, "         {name} = {value}");
+        }
+    }
+    if !a.not_evaluated.is_empty() {
+        let _ = writeln!(out, "not evaluated (a signal they read was not checked):");
+        for n in &a.not_evaluated {
+            let _ = writeln!(out, "  - {}", n.rule_id);
+        }
+    }
+    let _ = writeln!(out, "signals checked: {}", a.signals.len());
+    out
+}
+
+fn policy(command: PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Check { file } => {
+            let policy = load_policy(Some(&file))?;
+            let (review, freeze) = policy.thresholds();
+            println!(
+                "{}: ok — policy `{}`, {} rules, review at {review}, freeze at {freeze}, hash {}",
+                file.display(),
+                policy.name(),
+                policy.rule_count(),
+                policy.hash()
+            );
+            Ok(())
+        }
+        PolicyCommand::Test { file, cases } => policy_test(&file, &cases),
+        PolicyCommand::Signals => {
+            for def in SCHEMA {
+                println!("{:<34} {:<13} {}", def.name, def.kind.cel_name(), def.doc);
+            }
+            Ok(())
+        }
+        PolicyCommand::Show => {
+            print!("{DEFAULT_POLICY}");
+            Ok(())
+        }
+    }
+}
+
+fn policy_test(file: &Path, dir: &Path) -> anyhow::Result<()> {
+    let policy = load_policy(Some(file))?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the cases directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    entries.sort();
+    if entries.is_empty() {
+        bail!("no *.toml cases in {}", dir.display());
+    }
+    let mut failed = 0usize;
+    for path in &entries {
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let result = std::fs::read_to_string(path)
+            .map_err(|e| CaseError::Invalid(e.to_string()))
+            .and_then(|text| Case::parse(&text))
+            .and_then(|case| {
+                let payload = match &case.payload {
+                    Some(rel) => {
+                        let at = path.parent().unwrap_or(Path::new(".")).join(rel);
+                        Some(std::fs::read(&at).map_err(|e| {
+                            CaseError::Invalid(format!("payload {}: {e}", at.display()))
+                        })?)
+                    }
+                    None => None,
+                };
+                case.check(&policy, payload.as_deref()).map(|a| (case, a))
+            });
+        match result {
+            Ok((case, a)) => println!(
+                "ok    {name}: {} ({} {})",
+                case.description,
+                a.decision.as_str(),
+                a.score
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {name}: {e}");
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", entries.len() - failed);
+    if failed > 0 {
+        bail!("{failed} case(s) failed");
+    }
+    Ok(())
+}
+
+fn generate_key(id: &str, role: &str) {
+    // Two v4 UUIDs: 244 bits from the OS's CSPRNG, enough that the hash needs no salt.
+    let key = format!(
+        "rk_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    println!("API key (shown once, store it now): {key}");
+    println!();
+    println!("[[api_keys]]");
+    println!("id = {id:?}");
+    println!("role = {role:?}");
+    println!("hash = {:?}", api_key_hash(&key));
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Top-level keys: the environment may only set these (and their children), so unrelated
 /// `RISKHOOK_*` variables of a test harness are not mistaken for typos.
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
     "listen",
     "database_url",
     "log_format",
@@ -29,6 +29,8 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "request_timeout",
     "shutdown_timeout",
     "didit",
+    "policy",
+    "api_keys",
 ];
 
 /// The validated configuration.
@@ -48,6 +50,87 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Didit intake.
     pub didit: DiditConfig,
+    /// The policy file, or `None` for the built-in default policy.
+    pub policy_path: Option<PathBuf>,
+    /// API keys for `/v1` (hashes only).
+    pub api_keys: ApiKeys,
+}
+
+/// What an API key may do. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read users, sessions, assessments, the policy.
+    Read,
+    /// Also work review cases and freeze or unfreeze users.
+    Review,
+    /// Everything, including reloading the policy and managing keys.
+    Admin,
+}
+
+impl Role {
+    /// `read`, `review` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Review => "review",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// One configured API key: its id, role and the SHA-256 of the key.
+#[derive(Clone)]
+pub struct ApiKey {
+    /// Shown in logs and audit entries instead of the key.
+    pub id: String,
+    /// What it may do.
+    pub role: Role,
+    hash: [u8; 32],
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The configured API keys.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys(Vec<ApiKey>);
+
+impl ApiKeys {
+    /// The key `presented` matches, if any. Every configured hash is compared, in constant
+    /// time, whatever matches first, so timing reveals neither which key nor how close.
+    pub fn authenticate(&self, presented: &str) -> Option<&ApiKey> {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let digest: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for key in &self.0 {
+            if bool::from(key.hash.ct_eq(&digest)) && found.is_none() {
+                found = Some(key);
+            }
+        }
+        found
+    }
+
+    /// Whether any key is configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `sha256:<hex>` of an API key: what goes in the configuration.
+pub fn api_key_hash(key: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
 }
 
 /// The Didit intake settings.
@@ -135,6 +218,24 @@ struct RawConfig {
     #[serde(deserialize_with = "duration")]
     shutdown_timeout: Duration,
     didit: RawDidit,
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    api_keys: Vec<RawApiKey>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiKey {
+    id: String,
+    role: Role,
+    hash: String,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +371,28 @@ impl RawConfig {
             bail!("invalid configuration: request_timeout must be greater than zero");
         }
         let didit = self.didit.validate(env)?;
+        let mut api_keys = Vec::new();
+        for (i, raw) in self.api_keys.into_iter().enumerate() {
+            let at = format!("api_keys[{i}]");
+            if raw.id.trim().is_empty() {
+                bail!("invalid configuration: {at}.id must not be empty");
+            }
+            if api_keys.iter().any(|k: &ApiKey| k.id == raw.id) {
+                bail!("invalid configuration: {at}.id: `{}` is used twice", raw.id);
+            }
+            let mut hash = [0u8; 32];
+            raw.hash
+                .strip_prefix("sha256:")
+                .and_then(|h| hex::decode_to_slice(h, &mut hash).ok())
+                .with_context(|| {
+                    format!("invalid configuration: {at}.hash: expected sha256:<64 hex characters> (see `riskhook keys generate`)")
+                })?;
+            api_keys.push(ApiKey {
+                id: raw.id,
+                role: raw.role,
+                hash,
+            });
+        }
         Ok(Config {
             listen,
             database_url: DatabaseUrl::new(database_url),
@@ -278,6 +401,8 @@ impl RawConfig {
             request_timeout: self.request_timeout,
             shutdown_timeout: self.shutdown_timeout,
             didit,
+            policy_path: self.policy.path,
+            api_keys: ApiKeys(api_keys),
         })
     }
 }
@@ -478,6 +603,30 @@ mod tests {
             &[],
         ));
         assert!(both.contains("didit.keys[0]"), "{both}");
+    }
+
+    #[test]
+    fn api_keys_are_configured_by_hash_and_authenticate_in_constant_time() {
+        let hash = api_key_hash("rk_secret");
+        let config = load_file(
+            &format!("[[api_keys]]\nid = \"ops\"\nrole = \"admin\"\nhash = \"{hash}\"\n"),
+            &[("RISKHOOK_DIDIT_SECRET", "s")],
+        )
+        .expect("loads");
+        let key = config.api_keys.authenticate("rk_secret").expect("matches");
+        assert_eq!((key.id.as_str(), key.role), ("ops", Role::Admin));
+        assert!(config.api_keys.authenticate("rk_other").is_none());
+        assert!(!format!("{config:?}").contains(&hash[7..]));
+        let bad = error(load_file(
+            "[[api_keys]]\nid = \"ops\"\nrole = \"read\"\nhash = \"plain\"\n",
+            &[("RISKHOOK_DIDIT_SECRET", "s")],
+        ));
+        assert!(bad.contains("api_keys[0].hash"), "{bad}");
+        let role = error(load_file(
+            "[[api_keys]]\nid = \"ops\"\nrole = \"root\"\nhash = \"plain\"\n",
+            &[("RISKHOOK_DIDIT_SECRET", "s")],
+        ));
+        assert!(role.contains("role"), "{role}");
     }
 
     #[test]

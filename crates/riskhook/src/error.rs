@@ -16,6 +16,22 @@ pub enum ApiError {
     /// Not found.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// No API key, or one that matches nothing.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// A valid key whose role does not allow this.
+    #[error("the key `{key_id}` has role {has}; this needs {needs}")]
+    Forbidden {
+        /// The caller's key id.
+        key_id: String,
+        /// Its role.
+        has: &'static str,
+        /// The role required.
+        needs: &'static str,
+    },
+    /// A new policy did not load; the one in force stays.
+    #[error("{0}")]
+    PolicyRejected(String),
 }
 
 /// `Result` with [`ApiError`] as the default error.
@@ -43,6 +59,34 @@ impl IntoResponse for ApiError {
                 "not-found",
                 "Not found",
                 format!("no such {what}"),
+            )
+            .into_response(),
+            ApiError::Unauthorized => {
+                let mut response = Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "Missing or invalid API key",
+                    "send `Authorization: Bearer <key>` with a key configured in [[api_keys]]",
+                )
+                .into_response();
+                response.headers_mut().insert(
+                    "www-authenticate",
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                response
+            }
+            ApiError::Forbidden { .. } => Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Role not allowed",
+                self.to_string(),
+            )
+            .into_response(),
+            ApiError::PolicyRejected(detail) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "policy-rejected",
+                "Policy refused; the previous policy stays in force",
+                detail.clone(),
             )
             .into_response(),
         }

@@ -7,19 +7,24 @@
 //! - [`app`]: [`App::build`](app::App::build) binds the listener (port 0 allowed) and
 //!   [`App::run`](app::App::run) serves until a shutdown future resolves.
 //! - [`routes`]: one module per feature, each owning its handlers and DTOs, merged in one place.
-//! - [`pipeline`]: what happens to a verified event (today: stored once, session advanced).
+//! - [`pipeline`]: what happens to a verified event: signals, assessment, one transaction.
+//! - [`policy`]: the policy in force and its atomic reload.
+//! - [`auth`]: API keys and roles for `/v1`.
 //! - [`error`]: [`ApiError`](error::ApiError), the one error type of the HTTP boundary.
 //! - [`store`]: opening the backend named by the database URL.
 //! - [`delivery`]: signing and sending deliveries as Didit does (CLI and tests).
-//! - [`cli`]: the `riskhook` command line (`serve`, `migrate`, `sign`, `send`).
+//! - [`cli`]: the `riskhook` command line (`serve`, `migrate`, `sign`, `send`, `score`, `policy`,
+//!   `keys`).
 //! - [`telemetry`]: tracing set-up.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod pipeline;
+pub mod policy;
 pub mod routes;
 pub mod state;
 pub mod store;

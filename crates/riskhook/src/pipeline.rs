@@ -1,8 +1,13 @@
-//! The ingest pipeline after verification: turn a verified delivery into the record the store
-//! keeps, and store it exactly once. The one place that sequences what happens to an event.
+//! The ingest pipeline after verification: derive signals, evaluate the policy (pure, outside
+//! the transaction), then store the event, its assessment, the session's and the user's new
+//! state in one transaction. The one place that sequences what happens to an event.
 
+use riskhook_core::assessment::Assessment;
+use riskhook_core::policy::Policy;
+use riskhook_core::signals::didit;
 use riskhook_didit::axum::VerifiedDiditEvent;
-use riskhook_store::{EventRecord, IngestOutcome, Store, StoreError};
+use riskhook_didit::payload::EventBody;
+use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, Store, StoreError};
 
 /// The record to store for a verified delivery, under our new id `id`.
 pub fn new_event(verified: &VerifiedDiditEvent, id: String) -> EventRecord {
@@ -35,10 +40,44 @@ pub fn new_event_id() -> String {
     format!("evt_{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Stores a verified delivery and applies its effects, in one transaction.
+/// Assesses a session event; other event types (entity, transaction) carry no verification
+/// results to score.
+///
+/// The policy sees the event's own MAC-covered timestamp as `now`, not the wall clock: an
+/// event means the same thing whenever it arrives, which keeps decisions reproducible and
+/// independent of arrival order.
+pub fn assess(
+    verified: &VerifiedDiditEvent,
+    event_id: &str,
+    policy: &Policy,
+) -> Option<Assessment> {
+    let event = &verified.event;
+    if !matches!(event.body, EventBody::Session(_)) {
+        return None;
+    }
+    let signals = didit::extract(event, event_id, verified.verification.trusts_body());
+    let now = event.timestamp.unwrap_or(verified.received_at);
+    Some(policy.assess(&signals, now))
+}
+
+/// Stores a verified delivery and applies its effects, in one transaction. Returns the outcome
+/// and the assessment made (also when the event turned out to be a duplicate, in which case
+/// it was not stored).
 pub async fn ingest(
     store: &dyn Store,
+    policy: &Policy,
     verified: &VerifiedDiditEvent,
-) -> Result<IngestOutcome, StoreError> {
-    store.ingest(new_event(verified, new_event_id())).await
+) -> Result<(IngestOutcome, Option<Assessment>), StoreError> {
+    let id = new_event_id();
+    let assessment = assess(verified, &id, policy);
+    let record = assessment.as_ref().map(|a| NewAssessment {
+        id: format!("asm_{}", uuid::Uuid::now_v7().simple()),
+        score: a.score,
+        decision: a.decision,
+        policy_hash: a.policy.hash.clone(),
+        evaluated_at: a.evaluated_at,
+        json: a.to_json(),
+    });
+    let outcome = store.ingest(new_event(verified, id), record).await?;
+    Ok((outcome, assessment))
 }

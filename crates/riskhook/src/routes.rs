@@ -1,6 +1,7 @@
 //! The HTTP surface: each feature module owns its handlers and DTOs and exposes a `router()`;
 //! this module merges them and applies the cross-cutting layers once.
 
+mod api;
 mod health;
 mod ingest;
 
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::router(&state))
         .merge(health::router())
+        .merge(api::router())
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()

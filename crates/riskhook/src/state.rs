@@ -6,6 +6,7 @@ use riskhook_didit::axum::Clock;
 use riskhook_store::Store;
 
 use crate::config::Config;
+use crate::policy::PolicyHandle;
 
 /// Shared application state.
 #[derive(Clone)]
@@ -14,6 +15,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The validated configuration.
     pub config: Arc<Config>,
+    /// The risk policy in force.
+    pub policy: Arc<PolicyHandle>,
     /// Unix seconds; injected so tests can pin time.
     pub clock: Clock,
 }

@@ -38,18 +38,34 @@ struct IngestOut {
     /// The scheme and key that verified the delivery.
     scheme: &'static str,
     key_id: String,
+    /// The risk decision for a new session event (absent for duplicates and other types).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assessment: Option<AssessmentOut>,
+}
+
+#[derive(Debug, Serialize)]
+struct AssessmentOut {
+    score: u8,
+    decision: &'static str,
+    rules_fired: Vec<String>,
 }
 
 #[tracing::instrument(skip_all, fields(webhook_type = %verified.event.kind.as_str()))]
 async fn ingest(
-    State(AppState { store, .. }): State<AppState>,
+    State(AppState { store, policy, .. }): State<AppState>,
     verified: VerifiedDiditEvent,
 ) -> Result<Json<IngestOut>> {
-    let outcome = pipeline::ingest(store.as_ref(), &verified).await?;
-    let (status, id) = match outcome {
-        IngestOutcome::Accepted { id, .. } => ("accepted", id),
-        IngestOutcome::Duplicate { id } => ("duplicate", id),
+    let policy = policy.current();
+    let (outcome, assessment) = pipeline::ingest(store.as_ref(), &policy, &verified).await?;
+    let (status, id, assessment) = match outcome {
+        IngestOutcome::Accepted { id, .. } => ("accepted", id, assessment),
+        IngestOutcome::Duplicate { id } => ("duplicate", id, None),
     };
+    let assessment = assessment.map(|a| AssessmentOut {
+        score: a.score,
+        decision: a.decision.as_str(),
+        rules_fired: a.fired.into_iter().map(|f| f.rule_id).collect(),
+    });
     let VerifiedDiditEvent {
         event,
         verification,
@@ -60,6 +76,8 @@ async fn ingest(
         id,
         scheme = verification.scheme.as_str(),
         key_id = verification.key_id,
+        decision = assessment.as_ref().map(|a| a.decision),
+        score = assessment.as_ref().map(|a| a.score),
         "didit event"
     );
     Ok(Json(IngestOut {
@@ -70,5 +88,6 @@ async fn ingest(
         recognised: event.kind.is_known(),
         scheme: verification.scheme.as_str(),
         key_id: verification.key_id.clone(),
+        assessment,
     }))
 }

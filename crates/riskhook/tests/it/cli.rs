@@ -134,7 +134,7 @@ fn migrate_creates_the_database_once() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: [1]"
+        "applied migrations: [1, 2]"
     );
     let second = riskhook()
         .args(["migrate", "--database-url", &url])
@@ -159,40 +159,113 @@ fn serve_refuses_invalid_configuration_naming_the_key() {
     assert!(err.contains("didit.tolerance"), "{err}");
 }
 
+/// A `riskhook serve` process on port 0 logging JSON, with its stderr lines and address.
+struct Served {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: Vec<String>,
+    address: String,
+}
+
+impl Served {
+    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let mut command = riskhook();
+        command
+            .arg("serve")
+            .env("RISKHOOK_DIDIT_SECRET", SECRET)
+            .env("RISKHOOK_LISTEN", "127.0.0.1:0")
+            .env("RISKHOOK_LOG_FORMAT", "json")
+            .env(
+                "RISKHOOK_DATABASE_URL",
+                format!("sqlite://{}", dir.join("p.db").display()),
+            )
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut served = Served {
+            child,
+            lines,
+            log: Vec::new(),
+            address: String::new(),
+        };
+        let line = served.wait_for("riskhook listening");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        served.address = v["address"].as_str().unwrap().to_owned();
+        served
+    }
+
+    /// Waits for a log line whose message is `message`.
+    fn wait_for(&mut self, message: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no `{message}` in: {:#?}", self.log));
+            self.log.push(line.clone());
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == message {
+                return line;
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+#[tokio::test]
+async fn serve_reloads_its_policy_on_sighup_and_keeps_it_when_the_new_one_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let default = riskhook().args(["policy", "show"]).output().unwrap().stdout;
+    std::fs::write(&policy, &default).unwrap();
+    let mut served = Served::start(
+        dir.path(),
+        &[("RISKHOOK_POLICY__PATH", policy.to_str().unwrap())],
+    );
+    std::fs::write(
+        &policy,
+        String::from_utf8(default)
+            .unwrap()
+            .replace("review = 30", "review = 25"),
+    )
+    .unwrap();
+    served.signal("HUP");
+    let line = served.wait_for("policy reloaded (SIGHUP)");
+    assert!(line.contains("\"to\""), "{line}");
+    std::fs::write(&policy, "name = \"broken\"\n").unwrap();
+    served.signal("HUP");
+    let refused = served.wait_for("policy reload refused; the previous policy stays in force");
+    assert!(refused.contains("thresholds"), "{refused}");
+    served.signal("TERM");
+    let exit = tokio::task::spawn_blocking(move || served.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success());
+}
+
 #[tokio::test]
 async fn serve_runs_as_a_process_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = riskhook()
-        .arg("serve")
-        .env("RISKHOOK_DIDIT_SECRET", SECRET)
-        .env("RISKHOOK_LISTEN", "127.0.0.1:0")
-        .env("RISKHOOK_LOG_FORMAT", "json")
-        .env(
-            "RISKHOOK_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("p.db").display()),
-        )
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    let address = loop {
-        let line = lines_rx.recv_timeout(Duration::from_secs(30)).unwrap();
-        log.push(line.clone());
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["message"] == "riskhook listening" {
-            break v["address"].as_str().unwrap().to_owned();
-        }
-    };
+    let served = Served::start(dir.path(), &[]);
+    let address = served.address.clone();
     let client = reqwest::Client::new();
     let t = now();
     let body = riskhook::delivery::restamp(&fixture("status-updated-approved.json"), t);
@@ -203,16 +276,18 @@ async fn serve_runs_as_a_process_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.body);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    served.signal("TERM");
+    let Served {
+        mut child,
+        lines,
+        mut log,
+        ..
+    } = served;
     let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
     assert!(exit.success(), "{exit:?}");
-    while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(5)) {
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
         log.push(line);
     }
     let log = log.join("\n");
@@ -222,4 +297,133 @@ async fn serve_runs_as_a_process_and_stops_cleanly_on_sigterm() {
         "every request line carries its id: {log}"
     );
     assert!(!log.contains(SECRET), "the secret must never be logged");
+}
+
+#[test]
+fn score_explains_a_payload_and_prints_json_on_request() {
+    let payload = fixtures_dir().join("status-updated-declined-sanctions.json");
+    let out = riskhook().arg("score").arg(&payload).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("decision: freeze"), "{text}");
+    assert!(
+        text.contains("aml.sanctions_hit") && text.contains("aml.sanctions_hits = "),
+        "{text}"
+    );
+
+    let json = riskhook()
+        .args(["score", "--json"])
+        .arg(&payload)
+        .output()
+        .unwrap();
+    let assessment: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(assessment["decision"], "freeze");
+    assert_eq!(assessment["policy"]["name"], "default");
+}
+
+#[test]
+fn policy_check_accepts_the_default_and_names_each_problem_of_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    let show = riskhook().args(["policy", "show"]).output().unwrap();
+    std::fs::write(&good, &show.stdout).unwrap();
+    let ok = riskhook()
+        .args(["policy", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\n[thresholds]\nreview = 30\nfreeze = 70\n\n[[rules]]\nid = \"one\"\nwhen = \"aml.nope > 1\"\npoints = 5\nreason = \"r\"\n\n[[rules]]\nid = \"two\"\nwhen = \"aml.total_hits > \"\npoints = 5\nreason = \"r\"\n",
+    )
+    .unwrap();
+    let out = riskhook()
+        .args(["policy", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rule `one`") && err.contains("aml.nope"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rule `two`") && err.contains("syntax"),
+        "{err}"
+    );
+    assert!(err.contains("line 6") && err.contains("line 12"), "{err}");
+}
+
+#[test]
+fn policy_test_runs_the_default_policys_own_cases() {
+    let core = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../riskhook-core/policy");
+    let out = riskhook()
+        .args(["policy", "test"])
+        .arg(core.join("default.toml"))
+        .arg(core.join("cases"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" 0 failed"), "{text}");
+
+    // A case that does not hold makes the command fail and says why.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wrong.toml"),
+        "description = \"claims a sanctions hit is approved\"\n[signals]\n\"aml.sanctions_hits\" = 1\n[expect]\ndecision = \"approve\"\n",
+    )
+    .unwrap();
+    let out = riskhook()
+        .args(["policy", "test"])
+        .arg(core.join("default.toml"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAIL  wrong.toml") && text.contains("decision is freeze"),
+        "{text}"
+    );
+}
+
+#[test]
+fn policy_signals_lists_the_schema_and_keys_generate_prints_a_usable_entry() {
+    let out = riskhook().args(["policy", "signals"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("aml.sanctions_hits") && text.contains("int"),
+        "{text}"
+    );
+
+    let out = riskhook()
+        .args(["keys", "generate", "--id", "ops", "--role", "review"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("API key (shown once, store it now): "))
+        .unwrap();
+    let hash = riskhook::config::api_key_hash(key);
+    assert!(text.contains(&format!("hash = \"{hash}\"")), "{text}");
+    assert!(text.contains("role = \"review\""));
 }

@@ -88,6 +88,49 @@ pub(crate) async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     app
 }
 
+/// API keys configured by [`spawn_app_with_keys`], one per role.
+pub(crate) const READ_KEY: &str = "rk_test_read_0123456789";
+pub(crate) const REVIEW_KEY: &str = "rk_test_review_0123456789";
+pub(crate) const ADMIN_KEY: &str = "rk_test_admin_0123456789";
+
+/// A fresh service with one API key per role and, optionally, a policy file.
+pub(crate) async fn spawn_app_with_keys(policy: Option<&Path>) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut toml = String::new();
+    for (id, role, key) in [
+        ("reader", "read", READ_KEY),
+        ("reviewer", "review", REVIEW_KEY),
+        ("admin", "admin", ADMIN_KEY),
+    ] {
+        toml.push_str(&format!(
+            "[[api_keys]]\nid = \"{id}\"\nrole = \"{role}\"\nhash = \"{}\"\n\n",
+            riskhook::config::api_key_hash(key)
+        ));
+    }
+    if let Some(policy) = policy {
+        toml.push_str(&format!(
+            "[policy]\npath = {:?}\n",
+            policy.display().to_string()
+        ));
+    }
+    let config_path = dir.path().join("riskhook.toml");
+    std::fs::write(&config_path, toml).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("riskhook.db").display());
+    let config = Config::load_with_env(
+        Some(&config_path),
+        [
+            ("RISKHOOK_DIDIT_SECRET", SECRET),
+            ("RISKHOOK_LISTEN", "127.0.0.1:0"),
+            ("RISKHOOK_DATABASE_URL", db.as_str()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    )
+    .unwrap();
+    let mut app = spawn_app_with_config(config).await;
+    app._dir = Some(dir);
+    app
+}
+
 /// A service on an existing database URL (for restart tests).
 pub(crate) async fn spawn_app_on(db_url: &str, extra: &[(&str, &str)]) -> TestApp {
     spawn_app_with_config(test_config(db_url, extra)).await
@@ -181,6 +224,20 @@ impl TestApp {
         let mut request = self.client.post(self.webhook_url()).body(body);
         for (name, value) in headers {
             request = request.header(*name, value);
+        }
+        Reply::read(request.send().await.unwrap()).await
+    }
+
+    /// A request to the API with an optional bearer key.
+    pub(crate) async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+    ) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
         }
         Reply::read(request.send().await.unwrap()).await
     }

@@ -7,4 +7,5 @@ mod cli;
 mod helpers;
 mod ingest;
 mod lifecycle;
+mod scoring;
 mod sessions;

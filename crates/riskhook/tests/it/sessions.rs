@@ -1,14 +1,16 @@
-//! Session state is independent of arrival order: every permutation of one session's events
-//! ends in the same state, through the real pipeline and the real SQLite store.
+//! Session and user state are independent of arrival order: every permutation of one session's
+//! events ends in the same session state, user status, score and decision, through the real
+//! pipeline (signals, default policy) and the real SQLite store.
 
 use std::collections::BTreeSet;
 
 use riskhook::pipeline;
+use riskhook_core::policy::{DEFAULT_POLICY, Policy};
 use riskhook_didit::axum::VerifiedDiditEvent;
 use riskhook_didit::payload::{DiditEvent, SessionStatus};
 use riskhook_didit::signature::Scheme;
 use riskhook_didit::webhook::Verification;
-use riskhook_store::{IngestOutcome, SessionRecord, Store};
+use riskhook_store::{IngestOutcome, SessionRecord, Store, UserRecord};
 use riskhook_store_sqlite::SqliteStore;
 
 use crate::helpers::{fixture, now, spawn_app};
@@ -53,6 +55,17 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
     out
 }
 
+/// The parts of a user's state that must not depend on order.
+fn settled_user(user: &UserRecord) -> (&'static str, u8, &'static str, bool, Vec<String>) {
+    (
+        user.status.as_str(),
+        user.score,
+        user.decision.as_str(),
+        user.ever_frozen,
+        user.sessions.clone(),
+    )
+}
+
 /// The parts of a session's state that must not depend on order.
 fn settled(
     record: &SessionRecord,
@@ -84,30 +97,34 @@ async fn every_arrival_order_of_a_session_ends_in_the_same_state() {
     );
     let orders = permutations(SEQUENCE.len());
     assert_eq!(orders.len(), 120);
+    let policy = Policy::load(DEFAULT_POLICY).unwrap();
     let mut outcomes = BTreeSet::new();
+    let mut users = BTreeSet::new();
     for order in orders {
         let store = SqliteStore::open("sqlite::memory:").await.unwrap();
         let mut ids = Vec::new();
         for &i in &order {
-            let id = pipeline::new_event_id();
-            let outcome = store
-                .ingest(pipeline::new_event(&events[i], id.clone()))
-                .await
-                .unwrap();
-            assert!(
-                matches!(outcome, IngestOutcome::Accepted { .. }),
-                "{order:?}"
-            );
+            let (outcome, _) = pipeline::ingest(&store, &policy, &events[i]).await.unwrap();
+            let IngestOutcome::Accepted { id, .. } = outcome else {
+                panic!("{order:?}: not accepted");
+            };
             ids.push((id, SEQUENCE[i].to_owned()));
         }
         let record = store.session(&session_id).await.unwrap().unwrap();
         outcomes.insert(settled(&record, &ids));
+        let user = store.user("user-42").await.unwrap().unwrap();
+        users.insert(settled_user(&user));
         store.close().await;
     }
     assert_eq!(
         outcomes.len(),
         1,
-        "order changed the end state: {outcomes:#?}"
+        "order changed the session's end state: {outcomes:#?}"
+    );
+    assert_eq!(
+        users.len(),
+        1,
+        "order changed the user's end state: {users:#?}"
     );
     let (status, _, decided_by, vendor_data, count) = outcomes.into_iter().next().unwrap();
     assert_eq!(status, SessionStatus::Approved.as_str());

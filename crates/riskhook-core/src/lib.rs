@@ -1,0 +1,12 @@
+//! riskhook's risk engine: pure, with no I/O and no clock (time is an argument).
+//!
+//! - [`signals`]: the provider-neutral facts a policy reads, their schema, and the Didit mapping.
+//! - [`policy`]: loading a TOML policy of CEL rules (where every error surfaces, with its rule
+//!   and line) and evaluating it, totally, into an [`Assessment`](assessment::Assessment).
+//! - [`cases`]: policy test cases (payload or signals → expected decision and rules).
+//! - [`assessment`]: decisions, assessments and the user status they imply.
+
+pub mod assessment;
+pub mod cases;
+pub mod policy;
+pub mod signals;

@@ -1,0 +1,126 @@
+//! The fast evaluation path must agree with the CEL interpreter, byte for byte, on any signals:
+//! the default policy and a policy of tricky conditions (nulls, mixed numeric kinds, NaN,
+//! negation, short-circuits over unchecked signals, lists, comprehensions).
+
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+use riskhook_core::policy::{DEFAULT_POLICY, Policy};
+use riskhook_core::signals::{Kind, SCHEMA, SignalValue, Signals};
+
+const TRICKY: &str = r#"
+name = "tricky"
+[thresholds]
+review = 30
+freeze = 70
+[[rules]]
+id = "mixed-numbers"
+when = "face.match_score < 70 || document.age < 18.5"
+points = 10
+reason = "int and double compared"
+[[rules]]
+id = "null-equality"
+when = "aml.sanctions_hits == 0 && !(ip.vpn_or_tor)"
+points = 10
+reason = "equality and negation"
+[[rules]]
+id = "not-equal"
+when = "session.status != 'Approved' || email.breached != false"
+points = 10
+reason = "inequality"
+[[rules]]
+id = "short-circuit"
+when = "phone.voip && liveness.score >= 50.0"
+points = 10
+reason = "and over a possibly unchecked signal"
+[[rules]]
+id = "strings"
+when = "document.nationality > 'M' && ip.country <= 'ZZ'"
+points = 10
+reason = "string ordering"
+[[rules]]
+id = "lists"
+when = "'DOCUMENT_EXPIRED' in risk.codes || risk.codes.exists(c, c.startsWith('POA_'))"
+points = 10
+reason = "left to the interpreter"
+[[rules]]
+id = "nan"
+when = "liveness.score == liveness.score"
+points = 10
+reason = "NaN is not equal to itself"
+"#;
+
+fn value(kind: Kind) -> BoxedStrategy<SignalValue> {
+    match kind {
+        Kind::Bool => any::<bool>().prop_map(SignalValue::Bool).boxed(),
+        Kind::Int => prop_oneof![
+            Just(0i64),
+            Just(1),
+            Just(17),
+            Just(18),
+            -3i64..100,
+            any::<i64>()
+        ]
+        .prop_map(SignalValue::Int)
+        .boxed(),
+        Kind::Float => prop_oneof![
+            Just(f64::NAN),
+            Just(70.0),
+            Just(-0.0),
+            Just(f64::INFINITY),
+            0.0f64..100.0,
+            any::<f64>()
+        ]
+        .prop_map(SignalValue::Float)
+        .boxed(),
+        Kind::String => prop_oneof![
+            Just("Approved".to_owned()),
+            Just("Declined".to_owned()),
+            Just(String::new()),
+            "[A-Z]{0,3}",
+            any::<String>()
+        ]
+        .prop_map(SignalValue::String)
+        .boxed(),
+        Kind::StringList => prop::collection::vec(
+            prop_oneof![
+                Just("DOCUMENT_EXPIRED".to_owned()),
+                Just("POA_X".to_owned()),
+                "[A-Z_]{0,8}"
+            ],
+            0..4,
+        )
+        .prop_map(SignalValue::StringList)
+        .boxed(),
+    }
+}
+
+fn signals() -> impl Strategy<Value = Signals> {
+    let per_signal: Vec<_> = SCHEMA
+        .iter()
+        .map(|def| prop::option::weighted(0.7, value(def.kind)))
+        .collect();
+    per_signal.prop_map(|values| {
+        let mut s = Signals::new();
+        for (def, value) in SCHEMA.iter().zip(values) {
+            if let Some(v) = value {
+                s.set(def.name, v, "evt_prop", "prop");
+            }
+        }
+        s
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn the_fast_path_agrees_with_the_interpreter(s in signals(), now in any::<i64>()) {
+        for source in [DEFAULT_POLICY, TRICKY] {
+            let policy = Policy::load(source).unwrap();
+            let fast = policy.assess(&s, now).to_json();
+            let slow = policy.assess_interpreted(&s, now).to_json();
+            prop_assert_eq!(fast, slow);
+        }
+    }
+}

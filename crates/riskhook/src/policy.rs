@@ -1,0 +1,65 @@
+//! The policy in force: loaded at start, swapped atomically on reload (SIGHUP or
+//! `POST /v1/policy/reload`). A policy that fails to load is refused and the old one stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use anyhow::Context;
+use riskhook_core::policy::{DEFAULT_POLICY, Policy};
+
+/// Holds the current policy and where it came from.
+#[derive(Debug)]
+pub struct PolicyHandle {
+    path: Option<PathBuf>,
+    current: RwLock<Arc<Policy>>,
+}
+
+impl PolicyHandle {
+    /// Loads the policy at `path`, or the built-in default.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let policy = read(path)?;
+        Ok(Self {
+            path: path.map(Path::to_path_buf),
+            current: RwLock::new(Arc::new(policy)),
+        })
+    }
+
+    /// The policy in force. Cheap: an `Arc` clone, so an evaluation in progress keeps the
+    /// policy it started with even if a reload happens meanwhile.
+    pub fn current(&self) -> Arc<Policy> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Where the policy comes from, for display.
+    pub fn source_name(&self) -> String {
+        self.path.as_ref().map_or_else(
+            || "built-in default".to_owned(),
+            |p| p.display().to_string(),
+        )
+    }
+
+    /// Re-reads the policy file; on success the new policy replaces the old one atomically and
+    /// `(old hash, new)` is returned. On failure nothing changes.
+    pub fn reload(&self) -> anyhow::Result<(String, Arc<Policy>)> {
+        let policy = Arc::new(read(self.path.as_deref())?);
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let old = current.hash().to_owned();
+        *current = policy.clone();
+        Ok((old, policy))
+    }
+}
+
+fn read(path: Option<&Path>) -> anyhow::Result<Policy> {
+    let (source, origin) = match path {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the policy file {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (DEFAULT_POLICY.to_owned(), "the built-in policy".to_owned()),
+    };
+    Policy::load(&source).with_context(|| format!("{origin} does not load"))
+}
