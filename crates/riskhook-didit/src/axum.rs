@@ -82,6 +82,11 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedDiditEvent {
     }
 }
 
+/// The stable reason code of a delivery the layer refused, left in the response's extensions so
+/// that metrics or logging middleware can count refusals by reason without reading the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectionCode(pub &'static str);
+
 /// A clock returning Unix seconds. Injected so tests can pin time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -219,7 +224,11 @@ where
             let (mut parts, body) = request.into_parts();
             let verified = match shared.accept(&parts.headers, body).await {
                 Ok(verified) => verified,
-                Err(problem) => return Ok(problem.into_response()),
+                Err((code, problem)) => {
+                    let mut response = problem.into_response();
+                    response.extensions_mut().insert(RejectionCode(code));
+                    return Ok(response);
+                }
             };
             let keys = ReplayKeys::of(&verified.event);
             if let Some(replay) = &shared.replay {
@@ -263,23 +272,32 @@ where
 }
 
 impl Shared {
-    async fn accept(&self, headers: &HeaderMap, body: Body) -> Result<VerifiedDiditEvent, Problem> {
+    async fn accept(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<VerifiedDiditEvent, (&'static str, Problem)> {
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
-            return Err(self.too_large());
+            return Err(("body-too-large", self.too_large()));
         }
         let raw = match Limited::new(body, self.max_body_bytes).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<LengthLimitError>() => return Err(self.too_large()),
+            Err(e) if e.is::<LengthLimitError>() => {
+                return Err(("body-too-large", self.too_large()));
+            }
             Err(_) => {
-                return Err(Problem::new(
-                    StatusCode::BAD_REQUEST,
+                return Err((
                     "unreadable-body",
-                    "Request body could not be read",
-                    "the connection failed while the body was being received",
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "unreadable-body",
+                        "Request body could not be read",
+                        "the connection failed while the body was being received",
+                    ),
                 ));
             }
         };
@@ -307,7 +325,7 @@ impl Shared {
                     body_bytes = raw.len(),
                     "didit webhook rejected: {rejection}"
                 );
-                Err(Problem::from(&rejection))
+                Err((rejection.code(), Problem::from(&rejection)))
             }
         }
     }

@@ -219,4 +219,7 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Whether the database answers: the readiness check.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Finishes pending work and releases connections: called once, at shutdown.
+    async fn close(&self) {}
 }

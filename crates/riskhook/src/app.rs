@@ -39,6 +39,8 @@ impl App {
         clock: Clock,
     ) -> anyhow::Result<Self> {
         let policy = PolicyHandle::load(config.policy_path.as_deref())?;
+        crate::metrics::handle();
+        crate::metrics::policy_in_force(None, policy.current().name(), policy.current().hash());
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -71,13 +73,17 @@ impl App {
     ) -> anyhow::Result<()> {
         let grace = self.state.config.shutdown_timeout;
         let policy = self.state.policy.clone();
+        let store = self.state.store.clone();
         tracing::info!(
             policy = policy.current().name(),
             hash = policy.current().hash(),
             source = policy.source_name(),
             "policy in force"
         );
-        let reloader = tokio::spawn(reload_on_sighup(policy));
+        // Listen for SIGHUP before announcing readiness: a SIGHUP with no handler yet would
+        // terminate the process.
+        let reloader = tokio::spawn(reload_on_sighup(policy, hangups()));
+        tracing::info!(address = %self.local_addr()?, "riskhook listening");
         let router = routes::router(self.state);
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
         let signal = async move {
@@ -95,17 +101,32 @@ impl App {
             () = deadline => tracing::warn!(?grace, "shutdown grace period over; dropping unfinished requests"),
         }
         reloader.abort();
+        store.close().await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Reloads the policy on every SIGHUP, keeping the old one when the new one does not load.
-async fn reload_on_sighup(policy: Arc<PolicyHandle>) {
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+fn hangups() -> Hangups {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        signal(SignalKind::hangup()).ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Reloads the policy on every SIGHUP, keeping the old one when the new one does not load.
+async fn reload_on_sighup(policy: Arc<PolicyHandle>, hangups: Hangups) {
+    #[cfg(unix)]
+    {
+        let Some(mut hangups) = hangups else {
             tracing::warn!("cannot listen for SIGHUP: policy reload only through the API");
             return;
         };
@@ -125,27 +146,32 @@ async fn reload_on_sighup(policy: Arc<PolicyHandle>) {
         }
     }
     #[cfg(not(unix))]
-    drop(policy);
+    drop((policy, hangups));
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called, not
+/// when the future is first polled, so a SIGTERM right after start is not missed.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match terminate {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = terminate => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

@@ -10,6 +10,8 @@
 //! - [`pipeline`]: what happens to a verified event: signals, assessment, one transaction.
 //! - [`policy`]: the policy in force and its atomic reload.
 //! - [`auth`]: API keys and roles for `/v1`.
+//! - [`metrics`]: Prometheus metrics and `/metrics`.
+//! - [`loadgen`]: the load generator behind `riskhook loadgen`.
 //! - [`error`]: [`ApiError`](error::ApiError), the one error type of the HTTP boundary.
 //! - [`store`]: opening the backend named by the database URL.
 //! - [`delivery`]: signing and sending deliveries as Didit does (CLI and tests).
@@ -23,6 +25,8 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod loadgen;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod routes;

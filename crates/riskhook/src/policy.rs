@@ -47,6 +47,11 @@ impl PolicyHandle {
         let policy = Arc::new(read(self.path.as_deref())?);
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         let old = current.hash().to_owned();
+        crate::metrics::policy_in_force(
+            Some((current.name(), current.hash())),
+            policy.name(),
+            policy.hash(),
+        );
         *current = policy.clone();
         Ok((old, policy))
     }

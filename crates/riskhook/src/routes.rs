@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::router(&state))
         .merge(health::router())
         .merge(api::router())
+        .route("/metrics", axum::routing::get(crate::metrics::render))
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()

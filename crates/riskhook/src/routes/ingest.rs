@@ -2,6 +2,7 @@
 //! stores the event exactly once and answers only after the commit.
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use riskhook_didit::axum::{DiditWebhookLayer, VerifiedDiditEvent};
@@ -9,6 +10,7 @@ use riskhook_store::IngestOutcome;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::metrics::{self, WebhookOutcome};
 use crate::pipeline;
 use crate::state::AppState;
 
@@ -20,7 +22,12 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         // The database de-duplicates durably and across instances; an in-memory guard would
         // only add a second, weaker answer.
         .without_replay_protection();
-    Router::new().route(&didit.path, post(ingest).route_layer(layer))
+    Router::new().route(
+        &didit.path,
+        post(ingest)
+            .route_layer(layer)
+            .route_layer(axum::middleware::from_fn(metrics::track_webhooks)),
+    )
 }
 
 /// The answer to Didit (and to `riskhook send`).
@@ -54,9 +61,10 @@ struct AssessmentOut {
 async fn ingest(
     State(AppState { store, policy, .. }): State<AppState>,
     verified: VerifiedDiditEvent,
-) -> Result<Json<IngestOut>> {
+) -> Result<axum::response::Response> {
     let policy = policy.current();
     let (outcome, assessment) = pipeline::ingest(store.as_ref(), &policy, &verified).await?;
+    metrics::record_verified(&verified.verification);
     let (status, id, assessment) = match outcome {
         IngestOutcome::Accepted { id, .. } => ("accepted", id, assessment),
         IngestOutcome::Duplicate { id } => ("duplicate", id, None),
@@ -80,7 +88,10 @@ async fn ingest(
         score = assessment.as_ref().map(|a| a.score),
         "didit event"
     );
-    Ok(Json(IngestOut {
+    if let Some(a) = &assessment {
+        ::metrics::counter!("riskhook_assessments_total", "decision" => a.decision).increment(1);
+    }
+    let mut response = Json(IngestOut {
         status,
         id,
         event_id: event.delivery_key().map(str::to_owned),
@@ -89,5 +100,11 @@ async fn ingest(
         scheme: verification.scheme.as_str(),
         key_id: verification.key_id.clone(),
         assessment,
-    }))
+    })
+    .into_response();
+    response.extensions_mut().insert(WebhookOutcome {
+        outcome: status,
+        reason: "",
+    });
+    Ok(response)
 }

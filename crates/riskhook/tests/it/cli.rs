@@ -134,7 +134,7 @@ fn migrate_creates_the_database_once() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: [1, 2]"
+        "applied migrations: [1, 2, 3]"
     );
     let second = riskhook()
         .args(["migrate", "--database-url", &url])
@@ -426,4 +426,231 @@ fn policy_signals_lists_the_schema_and_keys_generate_prints_a_usable_entry() {
     let hash = riskhook::config::api_key_hash(key);
     assert!(text.contains(&format!("hash = \"{hash}\"")), "{text}");
     assert!(text.contains("role = \"review\""));
+}
+
+/// Checks the Prometheus text exposition format line by line and returns the samples.
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            let words: Vec<&str> = comment.split_whitespace().collect();
+            assert!(
+                matches!(words.first(), Some(&"TYPE" | &"HELP")),
+                "bad comment line: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "unclosed labels: {line}");
+        }
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        samples.push((series.to_owned(), value));
+    }
+    samples
+}
+
+fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(s, _)| s == series)
+        .map_or(0.0, |(_, v)| *v)
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_count_a_known_set_of_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/webhooks/didit", served.address);
+    let key = crate::helpers::key();
+    let t = now();
+    let send = |name: &str, ts: i64| {
+        let body = riskhook::delivery::restamp(&fixture(name), ts);
+        let (client, url, key) = (client.clone(), url.clone(), key.clone());
+        async move {
+            riskhook::delivery::send(&client, &url, &key, body, ts)
+                .await
+                .unwrap()
+        }
+    };
+    for (name, ts) in [
+        ("status-updated-declined-sanctions.json", t),
+        ("status-updated-approved-full.json", t),
+        ("user-status-updated.json", t),
+        ("status-updated-approved-full.json", t), // a redelivery
+        ("status-updated-approved.json", t - 1000), // stale
+    ] {
+        send(name, ts).await;
+    }
+    let forged_key =
+        riskhook_didit::signature::Key::new("x", &riskhook_didit::signature::Secret::new("forged"))
+            .unwrap();
+    let body = riskhook::delivery::restamp(&fixture("status-updated-approved.json"), t);
+    let forged = riskhook::delivery::send(&client, &url, &forged_key, body, t)
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 401);
+
+    let response = client
+        .get(format!("http://{}/metrics", served.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    let samples = parse_prometheus(&text);
+    let requests = |outcome: &str, reason: &str| {
+        sample(
+            &samples,
+            &format!(
+                "riskhook_webhook_requests_total{{outcome=\"{outcome}\",reason=\"{reason}\"}}"
+            ),
+        )
+    };
+    assert_eq!(requests("accepted", ""), 3.0, "{text}");
+    assert_eq!(requests("duplicate", ""), 1.0, "{text}");
+    assert_eq!(requests("rejected", "stale-timestamp"), 1.0, "{text}");
+    assert_eq!(requests("rejected", "bad-signature"), 1.0, "{text}");
+    assert_eq!(
+        sample(
+            &samples,
+            "riskhook_webhook_verified_total{scheme=\"raw\",key_id=\"default\"}"
+        ),
+        4.0,
+        "{text}"
+    );
+    let assessed: f64 = ["approve", "review", "freeze"]
+        .iter()
+        .map(|d| {
+            sample(
+                &samples,
+                &format!("riskhook_assessments_total{{decision=\"{d}\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(assessed, 2.0, "two session events were assessed: {text}");
+    assert_eq!(
+        sample(&samples, "riskhook_assessments_total{decision=\"freeze\"}"),
+        1.0
+    );
+    assert!(
+        sample(&samples, "riskhook_commit_batch_size_count") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &samples,
+            "riskhook_webhook_duration_seconds_count{outcome=\"accepted\"}"
+        ) >= 3.0
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|(s, v)| s.starts_with("riskhook_policy_info{")
+                && s.contains("name=\"default\"")
+                && *v == 1.0),
+        "{text}"
+    );
+    let mut served = served;
+    served.signal("TERM");
+    let _ = tokio::task::spawn_blocking(move || served.child.wait()).await;
+}
+
+#[tokio::test]
+async fn every_acknowledged_event_survives_a_sigkill_during_a_loadgen_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let acks = dir.path().join("acks.txt");
+    let url = format!("http://{}/webhooks/didit", served.address);
+    let mut loadgen = riskhook()
+        .args([
+            "loadgen",
+            &url,
+            "--concurrency",
+            "32",
+            "--duration",
+            "30s",
+            "--quiet",
+        ])
+        .arg("--acks")
+        .arg(&acks)
+        .env("RISKHOOK_DIDIT_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill the service mid-run, once a good number of deliveries have been acknowledged.
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let acked = std::fs::read_to_string(&acks).map_or(0, |t| t.lines().count());
+        if acked >= 300 || started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
+    served.signal("KILL");
+    let mut served = served;
+    let _ = served.child.wait();
+    let _ = loadgen.kill();
+    let _ = loadgen.wait();
+
+    let acknowledged: std::collections::BTreeSet<String> = std::fs::read_to_string(&acks)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        acknowledged.len() >= 100,
+        "too few acknowledged to mean anything: {}",
+        acknowledged.len()
+    );
+    let store = riskhook_store_sqlite::SqliteStore::open(&format!(
+        "sqlite://{}",
+        dir.path().join("p.db").display()
+    ))
+    .await
+    .unwrap();
+    use riskhook_store::Store;
+    let mut stored = std::collections::BTreeSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.events(after.as_deref(), 1000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        stored.extend(page.into_iter().map(|e| e.id));
+    }
+    let lost: Vec<&String> = acknowledged.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events are missing after SIGKILL, e.g. {:?}",
+        lost.len(),
+        acknowledged.len(),
+        lost.iter().take(5).collect::<Vec<_>>()
+    );
 }

@@ -1,0 +1,109 @@
+//! Prometheus metrics: the process-wide recorder, the names riskhook records, and
+//! `GET /metrics`.
+//!
+//! Every name is recorded in one place here or next to the code it measures (the store
+//! records commit batches). Labels never carry secrets or personal data: outcomes, rejection
+//! reasons, signature schemes, key ids, decisions, the policy hash.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// What a webhook request came to, left in the response's extensions by whoever answered
+/// (the verification layer for a rejection, the handler otherwise) for [`track_webhooks`].
+#[derive(Debug, Clone)]
+pub struct WebhookOutcome {
+    /// `accepted`, `duplicate`, `rejected` or `failed`.
+    pub outcome: &'static str,
+    /// The rejection code, or empty.
+    pub reason: &'static str,
+}
+
+/// The process's recorder. Installed once: several apps in one process (tests) share it.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".to_owned()),
+                &[
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("riskhook_commit_batch_size".to_owned()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                )
+            })
+            .map(PrometheusBuilder::build_recorder);
+        match recorder {
+            Ok(recorder) => {
+                let handle = recorder.handle();
+                // Fails only if another recorder is installed already, in which case ours
+                // simply stays empty: metrics are never worth failing a start over.
+                let _ = metrics::set_global_recorder(recorder);
+                handle
+            }
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        }
+    })
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn render() -> Response {
+    let mut response = handle().render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// Counts webhook requests by outcome and reason, and times them.
+pub async fn track_webhooks(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let (outcome, reason) = match response.extensions().get::<WebhookOutcome>() {
+        Some(o) => (o.outcome, o.reason),
+        None => match response
+            .extensions()
+            .get::<riskhook_didit::axum::RejectionCode>()
+        {
+            Some(code) => ("rejected", code.0),
+            None if response.status().is_server_error() => ("failed", ""),
+            None => ("rejected", "other"),
+        },
+    };
+    metrics::counter!("riskhook_webhook_requests_total", "outcome" => outcome, "reason" => reason)
+        .increment(1);
+    metrics::histogram!("riskhook_webhook_duration_seconds", "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Records the policy in force: its series set to 1, the previous policy's to 0.
+pub fn policy_in_force(previous: Option<(&str, &str)>, name: &str, hash: &str) {
+    if let Some((old_name, old_hash)) = previous {
+        metrics::gauge!("riskhook_policy_info", "name" => old_name.to_owned(), "hash" => old_hash.to_owned())
+            .set(0.0);
+    }
+    metrics::gauge!("riskhook_policy_info", "name" => name.to_owned(), "hash" => hash.to_owned())
+        .set(1.0);
+}
+
+/// Counts which key and scheme verified a delivery, so an operator sees when an old secret
+/// stops being used and can be revoked.
+pub fn record_verified(verification: &riskhook_didit::webhook::Verification) {
+    metrics::counter!(
+        "riskhook_webhook_verified_total",
+        "scheme" => verification.scheme.as_str(),
+        "key_id" => verification.key_id.clone()
+    )
+    .increment(1);
+}
