@@ -1,16 +1,22 @@
 //! The embedded SQLite backend of [`riskhook_store::Store`]: the default, needing no set-up.
 //!
 //! Durability: WAL journal with `synchronous = FULL`, so a transaction is on disk (WAL fsynced)
-//! before `COMMIT` returns, and therefore before riskhook answers 2xx. Writes go through a pool
-//! of one connection, because SQLite has one writer at a time anyway and a single writer never
-//! meets `SQLITE_BUSY` on lock upgrade; reads use their own pool and never wait for writers
-//! (WAL readers see the last commit).
+//! before `COMMIT` returns, and therefore before riskhook answers 2xx. Every write goes through
+//! one writer thread ([`writer`]) that commits deliveries in batches (group commit); SQLite has
+//! one writer at a time anyway, and a single writer never meets `SQLITE_BUSY` on lock upgrade.
+//! Reads use their own pool of sqlx connections and never wait for the writer (WAL readers see
+//! the last commit). SQLite checkpoints the WAL itself every 1000 pages, inside a commit;
+//! `close` folds what is left, so the next start has nothing to replay. (A background
+//! checkpointer, with or without SQLite's own, was measured and made the latency tail worse.)
 //!
 //! This crate owns the SQL and the migrations (`migrations/`, embedded into the binary and
 //! applied on [`SqliteStore::open`]).
 
+mod writer;
+
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,11 +31,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, SqlStr, SqliteConnection};
+use sqlx::{Row, SqlStr};
 use tokio::sync::{mpsc, oneshot};
+use writer::WriteJob;
 
 /// Every event row is stored under this provider name; the unique keys are per provider.
-const PROVIDER: &str = "didit";
+pub(crate) const PROVIDER: &str = "didit";
 
 /// `SELECT <every event column> FROM events <condition>`, built at compile time so the query
 /// stays a `&'static str`.
@@ -47,26 +54,18 @@ macro_rules! select_events {
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// One connection: all writes are serialised here.
-    writer: SqlitePool,
-    /// Several read-only connections (the writer itself for an in-memory database, which
-    /// exists only inside its one connection).
+    /// One sqlx connection for migrations, the readiness check and the final checkpoint:
+    /// never for deliveries, which only the writer thread writes.
+    admin: SqlitePool,
+    /// Several read-only connections.
     reader: SqlitePool,
-    /// The background checkpointer's connection (none for an in-memory database).
-    checkpointer: Option<SqlitePool>,
-    /// Deliveries waiting for the writer task, which commits them in batches.
+    /// Deliveries waiting for the writer thread, which commits them in batches.
     jobs: mpsc::Sender<WriteJob>,
+    /// For `sqlite::memory:`: the private temporary file standing in for it, deleted when the
+    /// last clone of the store is dropped.
+    _temporary: Option<Arc<tempfile::TempPath>>,
 }
 
-impl std::fmt::Debug for WriteJob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteJob")
-            .field("event", &self.event)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The migrations, embedded so the binary needs no files beside it.
 fn migrator() -> Migrator {
     let migration = |version, description, sql| {
         Migration::new(
@@ -107,66 +106,49 @@ impl SqliteStore {
 
     /// Opens without migrating: for `riskhook migrate` to report what it does.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(other)?
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // The writer thread owns a connection of its own, and an in-memory database lives
+        // inside a single connection; so `sqlite::memory:` becomes a private temporary file,
+        // deleted with the store: nothing survives a restart, as that URL promises.
+        let (options, temporary) = if in_memory {
+            let path = tempfile::Builder::new()
+                .prefix("riskhook-memory-")
+                .suffix(".db")
+                .tempfile()
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+                .into_temp_path();
+            (
+                SqliteConnectOptions::new().filename(&path),
+                Some(Arc::new(path)),
+            )
+        } else {
+            (SqliteConnectOptions::from_str(url).map_err(other)?, None)
+        };
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let writer = SqlitePoolOptions::new()
+        let admin = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
             .map_err(map_err)?;
-        let reader = if in_memory {
-            writer.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options.clone().read_only(true))
-                .await
-                .map_err(map_err)?
-        };
-        let checkpointer = if in_memory {
-            None
-        } else {
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options.clone())
-                .await
-                .map_err(map_err)?;
-            tokio::spawn(checkpoint_loop(pool.clone()));
-            Some(pool)
-        };
-        // Bounded: when the disk cannot keep up, requests wait here (and time out as 503)
-        // instead of piling up in memory.
-        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        // The writer gets a thread and a runtime of its own: on the shared runtime it would
-        // wait behind request tasks busy verifying and parsing bodies, and every statement of
-        // a batch would pay that wait.
-        let pool = writer.clone();
-        std::thread::Builder::new()
-            .name("riskhook-sqlite-writer".to_owned())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime.block_on(writer_loop(pool, queue)),
-                    Err(e) => tracing::error!(error = %e, "cannot start the database writer"),
-                }
-            })
-            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone().read_only(true))
+            .await
+            .map_err(map_err)?;
+        let jobs = writer::spawn(options.get_filename())?;
         Ok(Self {
-            writer,
+            admin,
             reader,
-            checkpointer,
             jobs,
+            _temporary: temporary,
         })
     }
 
@@ -175,7 +157,7 @@ impl SqliteStore {
         let migrator = migrator();
         let before: Vec<i64> = self.applied_versions().await.unwrap_or_default();
         migrator
-            .run(&self.writer)
+            .run(&self.admin)
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(migrator
@@ -187,7 +169,7 @@ impl SqliteStore {
 
     async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&self.writer)
+            .fetch_all(&self.admin)
             .await
             .map_err(map_err)?;
         rows.iter()
@@ -197,18 +179,15 @@ impl SqliteStore {
 
     /// Closes both pools, waiting for connections to be returned: a clean shutdown.
     pub async fn close(&self) {
-        if let Some(checkpointer) = &self.checkpointer {
-            // Fold the WAL into the database, so the next start has nothing to replay.
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(checkpointer)
-                .await
-            {
-                tracing::warn!(error = %e, "final WAL checkpoint failed");
-            }
-            checkpointer.close().await;
+        // Fold the WAL into the database, so the next start has nothing to replay.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.admin)
+            .await
+        {
+            tracing::warn!(error = %e, "final WAL checkpoint failed");
         }
         self.reader.close().await;
-        self.writer.close().await;
+        self.admin.close().await;
     }
 }
 
@@ -222,16 +201,16 @@ impl Store for SqliteStore {
     ) -> Result<IngestOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(WriteJob {
+            .send(writer::WriteJob {
                 event,
                 assessment,
                 reply,
             })
             .await
-            .map_err(|_| unavailable("the database writer has stopped"))?;
+            .map_err(|_| writer::unavailable("the database writer has stopped"))?;
         answer
             .await
-            .map_err(|_| unavailable("the database writer has stopped"))?
+            .map_err(|_| writer::unavailable("the database writer has stopped"))?
     }
 
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
@@ -361,296 +340,11 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.writer)
+            .execute(&self.admin)
             .await
             .map_err(map_err)?;
         Ok(())
     }
-}
-
-/// One delivery's effects inside the batch's transaction.
-async fn apply(
-    conn: &mut SqliteConnection,
-    event: &EventRecord,
-    assessment: Option<&NewAssessment>,
-) -> Result<IngestOutcome, StoreError> {
-    // `WHERE NOT EXISTS` rather than relying on the conflict alone: a conflicting
-    // AUTOINCREMENT insert still bumps `sqlite_sequence`, which would make every duplicate
-    // write (and fsync) the database for nothing. The unique indexes stay the guarantee.
-    let inserted = sqlx::query(
-        "INSERT INTO events (id, provider, received_at, webhook_type, delivery_key, content_key,
-                             subject_id, session_id, status, event_timestamp, vendor_data,
-                             key_id, scheme, body_trusted, raw)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
-         WHERE NOT EXISTS (SELECT 1 FROM events
-                           WHERE provider = ?2 AND (delivery_key = ?5 OR content_key = ?6))
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(PROVIDER)
-    .bind(event.received_at)
-    .bind(&event.webhook_type)
-    .bind(&event.delivery_key)
-    .bind(&event.content_key)
-    .bind(&event.subject_id)
-    .bind(&event.session_id)
-    .bind(&event.status)
-    .bind(event.event_timestamp)
-    .bind(&event.vendor_data)
-    .bind(&event.key_id)
-    .bind(&event.scheme)
-    .bind(event.body_trusted)
-    .bind(&event.raw)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
-
-    if inserted == 0 {
-        let existing: String = sqlx::query_scalar(
-            "SELECT id FROM events
-             WHERE provider = ?1 AND (delivery_key = ?2 OR content_key = ?3)
-             ORDER BY seq LIMIT 1",
-        )
-        .bind(PROVIDER)
-        .bind(&event.delivery_key)
-        .bind(&event.content_key)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
-        return Ok(IngestOutcome::Duplicate { id: existing });
-    }
-
-    if let Some(assessment) = assessment {
-        record_assessment(conn, event, assessment).await?;
-    }
-    let session_advanced = advance_session(conn, event, assessment.map(|a| a.id.as_str())).await?;
-    if let Some(user_id) = &event.vendor_data {
-        recompute_user(conn, user_id, event.received_at).await?;
-    }
-    Ok(IngestOutcome::Accepted {
-        id: event.id.clone(),
-        session_advanced,
-    })
-}
-
-/// A delivery waiting for the writer.
-struct WriteJob {
-    event: EventRecord,
-    assessment: Option<NewAssessment>,
-    reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
-}
-
-/// How many deliveries one commit carries at most.
-const MAX_BATCH: usize = 256;
-
-/// The single writer: takes every delivery waiting, applies them in one transaction, commits
-/// once (one fsync for the batch), then answers each. A delivery is
-/// answered only after the commit that holds it; if the commit fails, every delivery of the
-/// batch gets an error (503 upstream) and Didit retries them.
-async fn writer_loop(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>) {
-    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = jobs.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let started = std::time::Instant::now();
-        let outcomes = commit_batch(&pool, &batch).await;
-        #[allow(clippy::cast_precision_loss)]
-        {
-            metrics::histogram!("riskhook_commit_batch_size").record(batch.len() as f64);
-        }
-        metrics::histogram!("riskhook_commit_seconds").record(started.elapsed().as_secs_f64());
-        match outcomes {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(outcome);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, batch = batch.len(), "commit failed; the batch is answered with errors");
-                let reason = e.to_string();
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(unavailable(&reason)));
-                }
-            }
-        }
-    }
-}
-
-async fn commit_batch(
-    pool: &SqlitePool,
-    batch: &[WriteJob],
-) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
-    // The fast way: the whole batch in one transaction. A failing delivery is rare (the
-    // database itself failing is the usual cause, and then every delivery fails anyway), so
-    // rather than a savepoint per delivery — two more statements each — a failure rolls the
-    // batch back and it is replayed one transaction per delivery, so that only the failing
-    // one is refused.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        match apply(&mut tx, &job.event, job.assessment.as_ref()).await {
-            Ok(outcome) => outcomes.push(Ok(outcome)),
-            Err(e) => {
-                tracing::warn!(error = %e, "a delivery failed inside a batch; replaying the batch one by one");
-                tx.rollback().await.map_err(map_err)?;
-                return commit_one_by_one(pool, batch).await;
-            }
-        }
-    }
-    tx.commit().await.map_err(map_err)?;
-    Ok(outcomes)
-}
-
-async fn commit_one_by_one(
-    pool: &SqlitePool,
-    batch: &[WriteJob],
-) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        match apply(&mut tx, &job.event, job.assessment.as_ref()).await {
-            Ok(outcome) => {
-                tx.commit().await.map_err(map_err)?;
-                outcomes.push(Ok(outcome));
-            }
-            Err(e) => {
-                tx.rollback().await.map_err(map_err)?;
-                outcomes.push(Err(e));
-            }
-        }
-    }
-    Ok(outcomes)
-}
-
-/// Checkpoints the WAL into the database in the background, PASSIVE so the writer never waits
-/// for it. SQLite's own automatic checkpoint (every 1000 pages) still runs inside commits, on
-/// the writer's time; keeping the WAL short from here leaves it less to copy. (Turning the
-/// automatic one off was measured: the WAL then grows under sustained load and p99 and memory
-/// get far worse.) Ends when the store is closed.
-async fn checkpoint_loop(pool: SqlitePool) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        let started = std::time::Instant::now();
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            Ok(_) => {
-                metrics::histogram!("riskhook_checkpoint_seconds")
-                    .record(started.elapsed().as_secs_f64());
-            }
-            Err(e) if pool.is_closed() => {
-                let _ = e;
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
-        }
-    }
-}
-
-fn unavailable(reason: &str) -> StoreError {
-    StoreError::Unavailable(Box::new(std::io::Error::other(reason.to_owned())))
-}
-
-async fn record_assessment(
-    conn: &mut SqliteConnection,
-    event: &EventRecord,
-    assessment: &NewAssessment,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO assessments (id, event_id, session_id, user_id, policy_hash, score, decision,
-                                  decision_rank, evaluated_at, created_at, assessment)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&assessment.id)
-    .bind(&event.id)
-    .bind(&event.session_id)
-    .bind(&event.vendor_data)
-    .bind(&assessment.policy_hash)
-    .bind(assessment.score)
-    .bind(assessment.decision.as_str())
-    .bind(decision_rank(assessment.decision))
-    .bind(assessment.evaluated_at)
-    .bind(event.received_at)
-    .bind(&assessment.json)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(())
-}
-
-fn decision_rank(decision: Decision) -> i64 {
-    match decision {
-        Decision::Approve => 0,
-        Decision::Review => 1,
-        Decision::Freeze => 2,
-    }
-}
-
-/// Recomputes a user from facts that do not depend on arrival order: the current assessments
-/// of their sessions (each the assessment of the session's greatest observation) and whether
-/// any of their assessments ever decided freeze.
-async fn recompute_user(
-    conn: &mut SqliteConnection,
-    user_id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    // One statement for both facts: every statement is a round trip to SQLite's thread.
-    let row = sqlx::query(
-        "SELECT EXISTS (SELECT 1 FROM assessments WHERE user_id = ?1 AND decision = 'freeze'),
-                current.id, current.score, current.decision
-         FROM (SELECT 1) AS one
-         LEFT JOIN (SELECT a.id, a.score, a.decision
-                    FROM sessions s JOIN assessments a ON a.id = s.current_assessment_id
-                    WHERE s.vendor_data = ?1
-                    ORDER BY a.decision_rank DESC, a.score DESC, a.evaluated_at DESC, s.session_id
-                    LIMIT 1) AS current ON 1",
-    )
-    .bind(user_id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let ever_frozen: bool = row.try_get(0).map_err(map_err)?;
-    let (assessment_id, score, decision) =
-        match row.try_get::<Option<String>, _>(1).map_err(map_err)? {
-            Some(id) => (
-                Some(id),
-                row.try_get::<i64, _>(2).map_err(map_err)?,
-                parse_decision(row.try_get::<&str, _>(3).map_err(map_err)?)?,
-            ),
-            None => (None, 0, Decision::Approve),
-        };
-    let status = UserStatus::derive(ever_frozen, decision);
-    sqlx::query(
-        "INSERT INTO users (user_id, status, score, decision, current_assessment_id, ever_frozen,
-                            first_seen_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-         ON CONFLICT (user_id) DO UPDATE SET
-            status = excluded.status, score = excluded.score, decision = excluded.decision,
-            current_assessment_id = excluded.current_assessment_id,
-            ever_frozen = excluded.ever_frozen, updated_at = excluded.updated_at",
-    )
-    .bind(user_id)
-    .bind(status.as_str())
-    .bind(score)
-    .bind(decision.as_str())
-    .bind(assessment_id)
-    .bind(ever_frozen)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(())
 }
 
 fn parse_decision(s: &str) -> Result<Decision, StoreError> {
@@ -670,55 +364,6 @@ fn assessment_record(row: &SqliteRow) -> Result<AssessmentRecord, StoreError> {
         created_at: row.try_get("created_at").map_err(map_err)?,
         json: row.try_get("assessment").map_err(map_err)?,
     })
-}
-
-/// Moves the session to the event's status if the event's observation is the greatest seen
-/// (`riskhook_didit::session::Observation`: body timestamp, then lifecycle stage, then the
-/// status text — compared here as one SQLite row value, in one statement).
-async fn advance_session(
-    conn: &mut SqliteConnection,
-    event: &EventRecord,
-    assessment_id: Option<&str>,
-) -> Result<bool, StoreError> {
-    let (Some(session_id), Some(status), Some(timestamp)) =
-        (&event.session_id, &event.status, event.event_timestamp)
-    else {
-        return Ok(false);
-    };
-    // The canonical spelling, so the stored text and the stage agree with `Observation`.
-    let status = SessionStatus::parse(status);
-    let stage = i64::from(riskhook_didit::session::stage(&status));
-    let current_event: String = sqlx::query_scalar(
-        "INSERT INTO sessions (session_id, status, status_timestamp, status_stage, status_event_id,
-                               vendor_data, first_seen_at, updated_at, current_assessment_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
-         ON CONFLICT (session_id) DO UPDATE SET
-            status = CASE WHEN (?3, ?4, ?2) > (status_timestamp, status_stage, status)
-                          THEN ?2 ELSE status END,
-            status_event_id = CASE WHEN (?3, ?4, ?2) > (status_timestamp, status_stage, status)
-                                   THEN ?5 ELSE status_event_id END,
-            current_assessment_id = CASE WHEN (?3, ?4, ?2) > (status_timestamp, status_stage, status)
-                                         THEN ?8 ELSE current_assessment_id END,
-            status_stage = CASE WHEN (?3, ?4, ?2) > (status_timestamp, status_stage, status)
-                                THEN ?4 ELSE status_stage END,
-            status_timestamp = CASE WHEN (?3, ?4, ?2) > (status_timestamp, status_stage, status)
-                                    THEN ?3 ELSE status_timestamp END,
-            vendor_data = COALESCE(vendor_data, ?6),
-            updated_at = ?7
-         RETURNING status_event_id",
-    )
-    .bind(session_id)
-    .bind(status.as_str())
-    .bind(timestamp)
-    .bind(stage)
-    .bind(&event.id)
-    .bind(&event.vendor_data)
-    .bind(event.received_at)
-    .bind(assessment_id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(current_event == event.id)
 }
 
 fn stored_event(row: &SqliteRow) -> Result<EventRecord, StoreError> {

@@ -79,7 +79,9 @@ async fn shutdown_lets_an_in_flight_delivery_finish_and_commit() {
     assert!(response.contains("\"accepted\""), "{response}");
     stopping.await.unwrap();
     // The service closed its database on the way out; what it acknowledged is on disk.
-    let reopened = riskhook_store_sqlite::SqliteStore::open(&db_url).await.unwrap();
+    let reopened = riskhook_store_sqlite::SqliteStore::open(&db_url)
+        .await
+        .unwrap();
     use riskhook_store::Store;
     assert_eq!(reopened.count_events().await.unwrap(), 1);
     drop(dir_guard);
