@@ -339,6 +339,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // Ready means able to take deliveries: the writer thread must be alive too.
+        if self.jobs.is_closed() {
+            return Err(writer::unavailable("the database writer has stopped"));
+        }
         sqlx::query("SELECT 1")
             .execute(&self.admin)
             .await
