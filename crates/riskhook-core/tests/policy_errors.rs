@@ -370,16 +370,7 @@ fn a_well_typed_condition_that_fails_on_the_probe_values_loads() {
     );
 
     let index = loads(&with_when("risk.codes[0] == 'X'"));
-    let codes = |codes: &[&str]| {
-        let mut signals = Signals::new();
-        signals.set(
-            "risk.codes",
-            SignalValue::StringList(codes.iter().map(|c| (*c).to_owned()).collect()),
-            "evt_1",
-            "decision",
-        );
-        signals
-    };
+    let codes = risk_codes;
     assert_eq!(
         outcome(&index, &codes(&["X", "Y"])),
         (vec!["a".to_owned()], vec![])
@@ -623,16 +614,7 @@ fn comprehension_variables_are_accepted_and_evaluated() {
     let policy = loads(&with_when(
         "risk.codes.exists(c, c.startsWith('DOCUMENT_'))",
     ));
-    let codes = |codes: &[&str]| {
-        let mut signals = Signals::new();
-        signals.set(
-            "risk.codes",
-            SignalValue::StringList(codes.iter().map(|c| (*c).to_owned()).collect()),
-            "evt_1",
-            "decision",
-        );
-        policy.assess(&signals, 0)
-    };
+    let codes = |codes: &[&str]| policy.assess(risk_codes(codes), 0);
     assert_eq!(fired_ids(&codes(&["AML_HIT", "DOCUMENT_EXPIRED"])), ["a"]);
     assert!(fired_ids(&codes(&["AML_HIT"])).is_empty());
     assert!(fired_ids(&codes(&[])).is_empty());
@@ -805,4 +787,16 @@ proptest! {
             Err(errors) => prop_assert!(!errors.0.is_empty()),
         }
     }
+}
+
+/// Signals with only `risk.codes` checked.
+fn risk_codes(codes: &[&str]) -> Signals {
+    let mut signals = Signals::new();
+    signals.set(
+        "risk.codes",
+        SignalValue::StringList(codes.iter().map(|c| (*c).to_owned()).collect()),
+        "evt_1",
+        "decision",
+    );
+    signals
 }

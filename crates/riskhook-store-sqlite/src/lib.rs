@@ -351,7 +351,7 @@ impl Store for SqliteStore {
     }
 }
 
-fn parse_decision(s: &str) -> Result<Decision, StoreError> {
+pub(crate) fn parse_decision(s: &str) -> Result<Decision, StoreError> {
     Decision::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown decision `{s}`")))
 }
 

@@ -329,12 +329,7 @@ fn recompute_user(conn: &Connection, user_id: &str, now: i64) -> Result<(), Stor
         .map_err(map_err)?
         .unwrap_or((false, None));
     let (assessment_id, score, decision) = match current {
-        Some((id, score, decision)) => (
-            Some(id),
-            score,
-            Decision::parse(&decision)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown decision `{decision}`")))?,
-        ),
+        Some((id, score, decision)) => (Some(id), score, crate::parse_decision(&decision)?),
         None => (None, 0, Decision::Approve),
     };
     let status = UserStatus::derive(ever_frozen, decision);

@@ -188,11 +188,7 @@ impl SecretArgs {
 
     fn secret(&self) -> anyhow::Result<Secret> {
         Ok(match &self.secret_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the secret file {}", path.display()))?;
-                Secret::new(text.trim_end_matches(['\n', '\r']).to_owned())
-            }
+            Some(path) => crate::config::secret_from_file(path)?,
             None => Secret::new(std::env::var("RISKHOOK_DIDIT_SECRET").map_err(|_| {
                 anyhow::anyhow!("no secret: set RISKHOOK_DIDIT_SECRET or pass --secret-file")
             })?),

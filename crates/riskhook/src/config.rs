@@ -490,14 +490,14 @@ impl RawDidit {
 
 /// Reads a secret file, dropping the trailing newline editors and `echo` add: the secret itself
 /// never ends in whitespace (Didit's are URL-safe tokens).
-fn read_secret_file(path: &Path, key: &str) -> anyhow::Result<Secret> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "invalid configuration: {key}: cannot read {}",
-            path.display()
-        )
-    })?;
+pub fn secret_from_file(path: &Path) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
     Ok(Secret::new(text.trim_end_matches(['\n', '\r']).to_owned()))
+}
+
+fn read_secret_file(path: &Path, key: &str) -> anyhow::Result<Secret> {
+    secret_from_file(path).with_context(|| format!("invalid configuration: {key}"))
 }
 
 #[cfg(test)]

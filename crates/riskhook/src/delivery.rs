@@ -15,7 +15,14 @@ pub fn restamp(body: &[u8], timestamp: i64) -> Vec<u8> {
     let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(body) else {
         return body.to_vec();
     };
-    let iso = map
+    stamp(&mut map, timestamp);
+    serde_json::to_vec(&map).unwrap_or_else(|_| body.to_vec())
+}
+
+/// Sets an envelope's `timestamp` in the form it already uses: Unix seconds (flat envelope) or
+/// an RFC 3339 string (nested envelope).
+pub fn stamp(envelope: &mut serde_json::Map<String, serde_json::Value>, timestamp: i64) {
+    let iso = envelope
         .get("timestamp")
         .is_some_and(serde_json::Value::is_string);
     let value = if iso {
@@ -24,8 +31,25 @@ pub fn restamp(body: &[u8], timestamp: i64) -> Vec<u8> {
     } else {
         serde_json::Value::from(timestamp)
     };
-    map.insert("timestamp".to_owned(), value);
-    serde_json::to_vec(&map).unwrap_or_else(|_| body.to_vec())
+    envelope.insert("timestamp".to_owned(), value);
+}
+
+/// A POST of `body` with the headers Didit sends: its content type, its user agent and the
+/// given signature headers.
+pub fn didit_request<'a>(
+    client: &reqwest::Client,
+    url: &str,
+    signature_headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("user-agent", "DiditWebhook/2.0 +https://didit.me");
+    for (name, value) in signature_headers {
+        request = request.header(name, value);
+    }
+    request.body(body)
 }
 
 /// The body's own integer `timestamp`, if it has one.
@@ -56,15 +80,7 @@ pub async fn send(
     timestamp: i64,
 ) -> anyhow::Result<SendOutcome> {
     let headers = SignedHeaders::sign(key, &body, timestamp);
-    let mut request = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("user-agent", "DiditWebhook/2.0 +https://didit.me");
-    for (name, value) in headers.pairs() {
-        request = request.header(name, value);
-    }
-    let response = request
-        .body(body)
+    let response = didit_request(client, url, headers.pairs(), body)
         .send()
         .await
         .with_context(|| format!("cannot POST to {url}"))?;

@@ -250,13 +250,7 @@ fn personalise(value: &mut Value, n: u64, seed: u64, now: i64) {
         )
     };
     obj.insert("event_id".to_owned(), Value::from(uuid(1)));
-    let timestamp = if obj.get("timestamp").is_some_and(Value::is_string) {
-        let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
-        Value::from(humantime::format_rfc3339_seconds(t).to_string())
-    } else {
-        Value::from(now)
-    };
-    obj.insert("timestamp".to_owned(), timestamp);
+    crate::delivery::stamp(obj, now);
     let target = match obj.get_mut("data").and_then(Value::as_object_mut) {
         Some(data) => data,
         None => obj,
@@ -318,14 +312,14 @@ struct Answer {
 }
 
 async fn send_one(client: &reqwest::Client, url: &str, d: &Delivery) -> Answer {
-    let mut request = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("user-agent", "DiditWebhook/2.0 +https://didit.me");
-    for (name, value) in d.headers.iter() {
-        request = request.header(*name, value);
-    }
-    match request.body(d.body.as_ref().clone()).send().await {
+    let headers = d
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()));
+    match crate::delivery::didit_request(client, url, headers, d.body.as_ref().clone())
+        .send()
+        .await
+    {
         Ok(response) => {
             let status = response.status().as_u16();
             let text = response.text().await.unwrap_or_default();
