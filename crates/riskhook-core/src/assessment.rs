@@ -1,5 +1,5 @@
 //! What the engine produces: an [`Assessment`] (score, decision, every rule that fired with the
-//! values it read, the policy's hash and the signal snapshot), and the user status it implies.
+//! values it read, the policy's hash and the signal snapshot), and the account statuses.
 //!
 //! An assessment serialises deterministically (ordered maps, no clock, no randomness), so
 //! re-running a stored snapshot under the same policy reproduces it byte for byte.
@@ -103,25 +103,28 @@ impl Assessment {
     }
 }
 
-/// A person's account status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A person's account status, least to most restrictive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     /// No objection.
     Active,
     /// Waiting for a person's review.
     InReview,
-    /// Stopped.
+    /// Stopped until a person lifts it.
     Frozen,
+    /// Refused by a person: the account should be closed.
+    Declined,
 }
 
 impl UserStatus {
-    /// `active`, `in_review` or `frozen`.
+    /// `active`, `in_review`, `frozen` or `declined`.
     pub fn as_str(self) -> &'static str {
         match self {
             UserStatus::Active => "active",
             UserStatus::InReview => "in_review",
             UserStatus::Frozen => "frozen",
+            UserStatus::Declined => "declined",
         }
     }
 
@@ -131,20 +134,8 @@ impl UserStatus {
             "active" => Some(UserStatus::Active),
             "in_review" => Some(UserStatus::InReview),
             "frozen" => Some(UserStatus::Frozen),
+            "declined" => Some(UserStatus::Declined),
             _ => None,
-        }
-    }
-
-    /// The status automatic decisions lead to. `ever_frozen`: some assessment of this user
-    /// decided freeze — a freeze is lifted only by a person, never by a later approval, and
-    /// treating it as a fact about the set of assessments (not the last one) keeps the
-    /// result independent of arrival order. `current`: the decision of the user's current
-    /// assessments.
-    pub fn derive(ever_frozen: bool, current: Decision) -> Self {
-        match (ever_frozen, current) {
-            (true, _) | (false, Decision::Freeze) => UserStatus::Frozen,
-            (false, Decision::Review) => UserStatus::InReview,
-            (false, Decision::Approve) => UserStatus::Active,
         }
     }
 }
@@ -154,32 +145,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_freeze_is_never_lifted_by_an_automatic_approval() {
-        assert_eq!(
-            UserStatus::derive(true, Decision::Approve),
-            UserStatus::Frozen
-        );
-        assert_eq!(
-            UserStatus::derive(false, Decision::Freeze),
-            UserStatus::Frozen
-        );
-        assert_eq!(
-            UserStatus::derive(false, Decision::Review),
-            UserStatus::InReview
-        );
-        assert_eq!(
-            UserStatus::derive(false, Decision::Approve),
-            UserStatus::Active
-        );
-    }
-
-    #[test]
     fn decisions_order_by_severity_and_round_trip() {
         assert!(Decision::Approve < Decision::Review && Decision::Review < Decision::Freeze);
         for d in [Decision::Approve, Decision::Review, Decision::Freeze] {
             assert_eq!(Decision::parse(d.as_str()), Some(d));
         }
-        for s in [UserStatus::Active, UserStatus::InReview, UserStatus::Frozen] {
+        for s in [
+            UserStatus::Active,
+            UserStatus::InReview,
+            UserStatus::Frozen,
+            UserStatus::Declined,
+        ] {
             assert_eq!(UserStatus::parse(s.as_str()), Some(s));
         }
     }

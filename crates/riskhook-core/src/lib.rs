@@ -4,9 +4,14 @@
 //! - [`policy`]: loading a TOML policy of CEL rules (where every error surfaces, with its rule
 //!   and line) and evaluating it, totally, into an [`Assessment`](assessment::Assessment).
 //! - [`cases`]: policy test cases (payload or signals → expected decision and rules).
-//! - [`assessment`]: decisions, assessments and the user status they imply.
+//! - [`assessment`]: decisions, assessments and account statuses.
+//! - [`review`]: review cases, account actions, and the status a user is in given people's
+//!   verdicts and the evidence waiting for them.
+//! - [`audit`]: the audit log's hash chain.
 
 pub mod assessment;
+pub mod audit;
 pub mod cases;
 pub mod policy;
+pub mod review;
 pub mod signals;

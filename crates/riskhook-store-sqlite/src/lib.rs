@@ -12,6 +12,9 @@
 //! This crate owns the SQL and the migrations (`migrations/`, embedded into the binary and
 //! applied on [`SqliteStore::open`]).
 
+mod commands;
+mod effects;
+mod reads;
 mod writer;
 
 use std::borrow::Cow;
@@ -21,10 +24,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::review::ActionStatus;
 use riskhook_didit::payload::SessionStatus;
 use riskhook_store::{
-    AssessmentRecord, EventRecord, IngestOutcome, NewAssessment, SessionRecord, Store, StoreError,
-    UserRecord,
+    ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
+    Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
+    IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ResolveCase, ReviewOutcome,
+    SessionRecord, Store, StoreError, UserAction, UserRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -60,7 +66,7 @@ pub struct SqliteStore {
     /// Several read-only connections.
     reader: SqlitePool,
     /// Deliveries waiting for the writer thread, which commits them in batches.
-    jobs: mpsc::Sender<WriteJob>,
+    jobs: mpsc::Sender<writer::Job>,
     /// For `sqlite::memory:`: the private temporary file standing in for it, deleted when the
     /// last clone of the store is dropped.
     _temporary: Option<Arc<tempfile::TempPath>>,
@@ -91,6 +97,11 @@ fn migrator() -> Migrator {
             3,
             "session stage",
             include_str!("../migrations/0003_session_stage.sql"),
+        ),
+        migration(
+            4,
+            "review, audit, keys and outbox",
+            include_str!("../migrations/0004_review_audit_outbox.sql"),
         ),
     ])
 }
@@ -177,6 +188,54 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Runs `f` on the writer thread in a transaction of its own: committed when it returns
+    /// `Ok`, rolled back otherwise.
+    async fn command<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, CommandError> + Send + 'static,
+    ) -> Result<T, CommandError> {
+        let (reply, answer) = oneshot::channel();
+        let job = writer::Job::Command(Box::new(move |connection: &mut rusqlite::Connection| {
+            let result = (|| {
+                let tx = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(|e| CommandError::Store(writer::map_err(e)))?;
+                let out = f(&tx)?;
+                tx.commit()
+                    .map_err(|e| CommandError::Store(writer::map_err(e)))?;
+                Ok(out)
+            })();
+            let _ = reply.send(result);
+        }));
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| writer::unavailable("the database writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| writer::unavailable("the database writer has stopped"))?
+    }
+
+    /// Reads back what a review command touched.
+    async fn review_outcome(
+        &self,
+        (user_id, case_id, action_id): commands::Touched,
+    ) -> Result<ReviewOutcome, CommandError> {
+        let user = self
+            .user(&user_id)
+            .await?
+            .ok_or_else(|| CommandError::not_found("user", &user_id))?;
+        let case = match case_id {
+            Some(id) => reads::case(&self.reader, &id).await?,
+            None => None,
+        };
+        let action = match action_id {
+            Some(id) => reads::action(&self.reader, &id).await?,
+            None => None,
+        };
+        Ok(ReviewOutcome { user, case, action })
+    }
+
     /// Closes both pools, waiting for connections to be returned: a clean shutdown.
     pub async fn close(&self) {
         // Fold the WAL into the database, so the next start has nothing to replay.
@@ -201,11 +260,11 @@ impl Store for SqliteStore {
     ) -> Result<IngestOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(writer::WriteJob {
+            .send(writer::Job::Ingest(WriteJob {
                 event,
                 assessment,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| writer::unavailable("the database writer has stopped"))?;
         answer
@@ -275,7 +334,7 @@ impl Store for SqliteStore {
     async fn user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT user_id, status, score, decision, current_assessment_id, ever_frozen,
-                    first_seen_at, updated_at
+                    first_seen_at, updated_at, verdict, version
              FROM users WHERE user_id = ?",
         )
         .bind(user_id)
@@ -290,15 +349,16 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(map_err)?;
-        let status: &str = row.try_get(1).map_err(map_err)?;
+        let verdict: Option<&str> = row.try_get(8).map_err(map_err)?;
         Ok(Some(UserRecord {
             user_id: row.try_get(0).map_err(map_err)?,
-            status: UserStatus::parse(status)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown user status `{status}`")))?,
+            status: parse_status(row.try_get(1).map_err(map_err)?)?,
             score: row.try_get(2).map_err(map_err)?,
             decision: parse_decision(row.try_get::<&str, _>(3).map_err(map_err)?)?,
             current_assessment_id: row.try_get(4).map_err(map_err)?,
             ever_frozen: row.try_get(5).map_err(map_err)?,
+            verdict: verdict.map(parse_status).transpose()?,
+            version: row.try_get(9).map_err(map_err)?,
             sessions,
             first_seen_at: row.try_get(6).map_err(map_err)?,
             updated_at: row.try_get(7).map_err(map_err)?,
@@ -338,6 +398,201 @@ impl Store for SqliteStore {
         SqliteStore::close(self).await;
     }
 
+    async fn user_events(&self, user_id: &str, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        sqlx::query(select_events!(
+            "WHERE vendor_data = ? ORDER BY event_timestamp, seq LIMIT ?"
+        ))
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(stored_event)
+        .collect()
+    }
+
+    async fn cases(&self, filter: &CaseFilter) -> Result<Vec<CaseRecord>, StoreError> {
+        reads::cases(&self.reader, filter).await
+    }
+
+    async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        reads::case(&self.reader, id).await
+    }
+
+    async fn claim_case(
+        &self,
+        id: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<CaseRecord, CommandError> {
+        let (case_id, actor_owned) = (id.to_owned(), actor.to_owned());
+        self.command(move |c| commands::claim_case(c, &case_id, &actor_owned, now))
+            .await?;
+        reads::case(&self.reader, id)
+            .await?
+            .ok_or_else(|| CommandError::not_found("case", id))
+    }
+
+    async fn resolve_case(&self, command: ResolveCase) -> Result<ReviewOutcome, CommandError> {
+        let touched = self
+            .command(move |c| commands::resolve_case(c, &command))
+            .await?;
+        self.review_outcome(touched).await
+    }
+
+    async fn act_on_user(&self, command: UserAction) -> Result<ReviewOutcome, CommandError> {
+        let touched = self
+            .command(move |c| commands::act_on_user(c, &command))
+            .await?;
+        self.review_outcome(touched).await
+    }
+
+    async fn decide_action(&self, command: DecideAction) -> Result<ReviewOutcome, CommandError> {
+        let touched = self
+            .command(move |c| commands::decide_action(c, &command))
+            .await?;
+        self.review_outcome(touched).await
+    }
+
+    async fn actions(
+        &self,
+        status: Option<ActionStatus>,
+        limit: u32,
+    ) -> Result<Vec<ActionRecord>, StoreError> {
+        reads::actions(&self.reader, status, limit).await
+    }
+
+    async fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError> {
+        reads::action(&self.reader, id).await
+    }
+
+    async fn audit(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        reads::audit(&self.reader, after, limit).await
+    }
+
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, StoreError> {
+        self.command(move |c| Ok(effects::append_audit(c, entry)?))
+            .await
+            .map_err(into_store_error)
+    }
+
+    async fn last_audit(&self, action: &str) -> Result<Option<AuditRecord>, StoreError> {
+        reads::last_audit(&self.reader, action).await
+    }
+
+    async fn create_key(
+        &self,
+        key: NewApiKey,
+        actor: &str,
+        now: i64,
+    ) -> Result<ApiKeyRecord, CommandError> {
+        let id = key.id.clone();
+        let actor = actor.to_owned();
+        self.command(move |c| commands::create_key(c, &key, &actor, now))
+            .await?;
+        reads::key(&self.reader, &id)
+            .await?
+            .ok_or_else(|| CommandError::not_found("key", &id))
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        reads::keys(&self.reader).await
+    }
+
+    async fn revoke_key(
+        &self,
+        id: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<ApiKeyRecord, CommandError> {
+        let (key_id, actor) = (id.to_owned(), actor.to_owned());
+        self.command(move |c| commands::revoke_key(c, &key_id, &actor, now))
+            .await?;
+        reads::key(&self.reader, id)
+            .await?
+            .ok_or_else(|| CommandError::not_found("key", id))
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        reads::key_by_hash(&self.reader, hash).await
+    }
+
+    async fn sync_endpoints(&self, ids: &[String], now_ms: i64) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.command(move |c| commands::sync_endpoints(c, &ids, now_ms))
+            .await
+            .map_err(into_store_error)
+    }
+
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        reads::endpoints(&self.reader).await
+    }
+
+    async fn enable_endpoint(
+        &self,
+        id: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<EndpointRecord, CommandError> {
+        let (endpoint, actor) = (id.to_owned(), actor.to_owned());
+        self.command(move |c| commands::enable_endpoint(c, &endpoint, &actor, now_ms))
+            .await?;
+        reads::endpoint(&self.reader, id)
+            .await?
+            .ok_or_else(|| CommandError::not_found("endpoint", id))
+    }
+
+    async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let claim = claim.clone();
+        let ids = self
+            .command(move |c| {
+                commands::claim_deliveries(c, &claim.owner, claim.now, claim.lease, claim.limit)
+            })
+            .await
+            .map_err(into_store_error)?;
+        reads::deliveries_by_id(&self.reader, &ids).await
+    }
+
+    async fn record_attempt(
+        &self,
+        id: &str,
+        owner: &str,
+        attempt: Attempt,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.command(move |c| commands::record_attempt(c, &id, &owner, &attempt, now_ms))
+            .await
+            .map_err(into_store_error)
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
+        reads::deliveries(&self.reader, filter).await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        reads::delivery(&self.reader, id).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        id: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<DeliveryRecord, CommandError> {
+        let (delivery, actor) = (id.to_owned(), actor.to_owned());
+        self.command(move |c| commands::retry_delivery(c, &delivery, &actor, now_ms))
+            .await?;
+        reads::delivery(&self.reader, id)
+            .await?
+            .ok_or_else(|| CommandError::not_found("delivery", id))
+    }
+
+    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        reads::outbox_backlog(&self.reader).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         // Ready means able to take deliveries: the writer thread must be alive too.
         if self.jobs.is_closed() {
@@ -349,6 +604,18 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
         Ok(())
     }
+}
+
+/// A command that can only fail in the database reports a [`StoreError`].
+fn into_store_error(e: CommandError) -> StoreError {
+    match e {
+        CommandError::Store(e) => e,
+        other => StoreError::Other(other.to_string().into()),
+    }
+}
+
+pub(crate) fn parse_status(s: &str) -> Result<UserStatus, StoreError> {
+    UserStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown user status `{s}`")))
 }
 
 pub(crate) fn parse_decision(s: &str) -> Result<Decision, StoreError> {

@@ -12,16 +12,37 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::assessment::Decision;
+use riskhook_core::review::needs_review;
 use riskhook_didit::payload::SessionStatus;
-use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, StoreError};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, NewAuditEntry, StoreError};
+use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::PROVIDER;
+use crate::{PROVIDER, effects};
 
 /// How many deliveries one commit carries at most.
 pub(crate) const MAX_BATCH: usize = 256;
+
+/// Work for the writer thread.
+// Deliveries are the hot path: kept inline rather than boxed, as they were before commands.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Job {
+    /// A delivery: batched with others into one commit.
+    Ingest(WriteJob),
+    /// Anything else (a person's command, a dispatcher's claim): run alone in its own
+    /// transaction, which the closure opens and commits itself.
+    Command(Box<dyn FnOnce(&mut Connection) + Send>),
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Ingest(job) => job.fmt(f),
+            Job::Command(_) => f.write_str("Command"),
+        }
+    }
+}
 
 /// A delivery waiting for the writer.
 pub(crate) struct WriteJob {
@@ -40,7 +61,7 @@ impl std::fmt::Debug for WriteJob {
 
 /// Opens the writer's connection and starts its thread. The channel is bounded: when the disk
 /// cannot keep up, requests wait for room (and time out as 503) instead of piling up in memory.
-pub(crate) fn spawn(path: &Path) -> Result<mpsc::Sender<WriteJob>, StoreError> {
+pub(crate) fn spawn(path: &Path) -> Result<mpsc::Sender<Job>, StoreError> {
     let connection = open(path)?;
     let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
     std::thread::Builder::new()
@@ -65,33 +86,48 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// The thread's loop: ends when every sender (every clone of the store) is gone.
-fn run(mut connection: Connection, mut queue: mpsc::Receiver<WriteJob>) {
+fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
+        let mut command = None;
+        match first {
+            Job::Ingest(job) => batch.push(job),
+            Job::Command(run) => command = Some(run),
+        }
+        while command.is_none() && batch.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Job::Ingest(job)) => batch.push(job),
+                Ok(Job::Command(run)) => command = Some(run),
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
-        let outcomes = commit_batch(&mut connection, &batch);
-        #[allow(clippy::cast_precision_loss)]
-        metrics::histogram!("riskhook_commit_batch_size").record(batch.len() as f64);
-        metrics::histogram!("riskhook_commit_seconds").record(started.elapsed().as_secs_f64());
-        match outcomes {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(outcome);
-                }
+        if !batch.is_empty() {
+            commit_and_answer(&mut connection, &mut batch);
+        }
+        // After the deliveries that were queued before it, so its view includes them.
+        if let Some(run) = command {
+            run(&mut connection);
+        }
+    }
+}
+
+fn commit_and_answer(connection: &mut Connection, batch: &mut Vec<WriteJob>) {
+    let started = Instant::now();
+    let outcomes = commit_batch(connection, batch);
+    #[allow(clippy::cast_precision_loss)]
+    metrics::histogram!("riskhook_commit_batch_size").record(batch.len() as f64);
+    metrics::histogram!("riskhook_commit_seconds").record(started.elapsed().as_secs_f64());
+    match outcomes {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.drain(..).zip(outcomes) {
+                let _ = job.reply.send(outcome);
             }
-            Err(e) => {
-                tracing::error!(error = %e, batch = batch.len(), "commit failed; the batch is answered with errors");
-                let reason = e.to_string();
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(unavailable(&reason)));
-                }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, batch = batch.len(), "commit failed; the batch is answered with errors");
+            let reason = e.to_string();
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(unavailable(&reason)));
             }
         }
     }
@@ -198,7 +234,33 @@ fn apply(
     }
     let session_advanced = advance_session(conn, event, assessment.map(|a| a.id.as_str()))?;
     if let Some(user_id) = &event.vendor_data {
-        recompute_user(conn, user_id, event.received_at)?;
+        let case = match assessment {
+            Some(a) if needs_review(a.decision) => Some(effects::gather_evidence(
+                conn,
+                user_id,
+                &a.id,
+                a.decision,
+                event.received_at,
+            )?),
+            _ => None,
+        };
+        if let Some((case_id, true)) = &case {
+            effects::append_audit(
+                conn,
+                NewAuditEntry::system(
+                    event.received_at,
+                    "case.opened",
+                    format!("case:{case_id}"),
+                    serde_json::json!({ "user_id": user_id, "status": "open" }).to_string(),
+                ),
+            )?;
+        }
+        let cause = effects::Cause {
+            what: "assessment",
+            actor: "system",
+            now: event.received_at,
+        };
+        effects::refresh_user(conn, user_id, cause)?;
     }
     Ok(IngestOutcome::Accepted {
         id: event.id.clone(),
@@ -232,6 +294,28 @@ fn record_assessment(
         ])
     })
     .map_err(map_err)?;
+    // Every automatic decision is audited, with what it rests on.
+    let subject = match (&event.vendor_data, &event.session_id) {
+        (Some(user), _) => format!("user:{user}"),
+        (None, Some(session)) => format!("session:{session}"),
+        (None, None) => format!("event:{}", event.id),
+    };
+    let after = serde_json::json!({
+        "assessment_id": assessment.id,
+        "event_id": event.id,
+        "decision": assessment.decision.as_str(),
+        "score": assessment.score,
+        "policy_hash": assessment.policy_hash,
+    });
+    effects::append_audit(
+        conn,
+        NewAuditEntry::system(
+            event.received_at,
+            "assessment.recorded",
+            subject,
+            after.to_string(),
+        ),
+    )?;
     Ok(())
 }
 
@@ -299,70 +383,12 @@ fn advance_session(
     Ok(current_event == event.id)
 }
 
-/// Recomputes a user from facts that do not depend on arrival order: the current assessments
-/// of their sessions (each the assessment of the session's greatest observation) and whether
-/// any of their assessments ever decided freeze.
-fn recompute_user(conn: &Connection, user_id: &str, now: i64) -> Result<(), StoreError> {
-    let (ever_frozen, current): (bool, Option<(String, i64, String)>) = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM assessments WHERE user_id = ?1 AND decision = 'freeze'),
-                    current.id, current.score, current.decision
-             FROM (SELECT 1) AS one
-             LEFT JOIN (SELECT a.id, a.score, a.decision
-                        FROM sessions s JOIN assessments a ON a.id = s.current_assessment_id
-                        WHERE s.vendor_data = ?1
-                        ORDER BY a.decision_rank DESC, a.score DESC, a.evaluated_at DESC,
-                                 s.session_id
-                        LIMIT 1) AS current ON 1",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![user_id], |r| {
-                let id: Option<String> = r.get(1)?;
-                let current = match id {
-                    Some(id) => Some((id, r.get(2)?, r.get(3)?)),
-                    None => None,
-                };
-                Ok((r.get(0)?, current))
-            })
-        })
-        .optional()
-        .map_err(map_err)?
-        .unwrap_or((false, None));
-    let (assessment_id, score, decision) = match current {
-        Some((id, score, decision)) => (Some(id), score, crate::parse_decision(&decision)?),
-        None => (None, 0, Decision::Approve),
-    };
-    let status = UserStatus::derive(ever_frozen, decision);
-    conn.prepare_cached(
-        "INSERT INTO users (user_id, status, score, decision, current_assessment_id, ever_frozen,
-                            first_seen_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-         ON CONFLICT (user_id) DO UPDATE SET
-            status = excluded.status, score = excluded.score, decision = excluded.decision,
-            current_assessment_id = excluded.current_assessment_id,
-            ever_frozen = excluded.ever_frozen, updated_at = excluded.updated_at",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            user_id,
-            status.as_str(),
-            score,
-            decision.as_str(),
-            assessment_id,
-            ever_frozen,
-            now,
-        ])
-    })
-    .map_err(map_err)?;
-    Ok(())
-}
-
 pub(crate) fn unavailable(reason: &str) -> StoreError {
     StoreError::Unavailable(Box::new(std::io::Error::other(reason.to_owned())))
 }
 
 /// What a retry may fix is `Unavailable`: busy, locked, out of memory or disk, I/O.
-fn map_err(e: rusqlite::Error) -> StoreError {
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
     match e.sqlite_error_code() {
         Some(

@@ -5,11 +5,27 @@
 //! PostgreSQL) implements [`Store`] in its own crate, and the service picks one from the database
 //! URL. Every method is one transaction, so a method that returns `Ok` has committed.
 
+mod audit;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod keys;
+mod outbox;
+mod review;
+
 use std::fmt;
 
 use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::review::{ActionKind, ActionStatus, Outcome};
 use riskhook_didit::payload::SessionStatus;
+
+pub use audit::{AuditRecord, NewAuditEntry};
+pub use keys::{ApiKeyRecord, NewApiKey, Role};
+pub use outbox::{
+    Attempt, Claim, DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord, UserState,
+    user_updated,
+};
+pub use review::{ActionRecord, CaseFilter, CaseRecord, CommandError, ReviewOutcome};
 
 /// A Didit delivery that passed verification: what [`Store::ingest`] stores and what the read
 /// methods return.
@@ -144,15 +160,20 @@ pub struct AssessmentRecord {
 pub struct UserRecord {
     /// Didit's `vendor_data`: the customer's own user id.
     pub user_id: String,
-    /// Account status.
+    /// Account status: the verdict of the last person to act, tightened by the evidence of
+    /// an open case ([`riskhook_core::review::account_status`]).
     pub status: UserStatus,
+    /// The status the last person to act set, if anyone has.
+    pub verdict: Option<UserStatus>,
+    /// How many notified changes the user has had (the `version` of `user.updated`).
+    pub version: i64,
     /// The highest score among the current assessments of the user's sessions.
     pub score: u8,
     /// The strictest decision among them.
     pub decision: Decision,
     /// The assessment that explains the current score and decision.
     pub current_assessment_id: Option<String>,
-    /// Whether any assessment ever decided freeze (a freeze outlives later approvals).
+    /// Whether any assessment ever decided freeze.
     pub ever_frozen: bool,
     /// The user's sessions, oldest first.
     pub sessions: Vec<String>,
@@ -160,6 +181,55 @@ pub struct UserRecord {
     pub first_seen_at: i64,
     /// When the profile last changed.
     pub updated_at: i64,
+}
+
+/// Resolve a case: [`Store::resolve_case`].
+#[derive(Debug, Clone)]
+pub struct ResolveCase {
+    /// The case.
+    pub case_id: String,
+    /// The key resolving it.
+    pub actor: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Why (required, not empty).
+    pub reason: String,
+    /// Now, Unix seconds.
+    pub now: i64,
+    /// Whether lifting a freeze needs a second person.
+    pub four_eyes: bool,
+}
+
+/// Freeze or unfreeze a user by hand: [`Store::act_on_user`].
+#[derive(Debug, Clone)]
+pub struct UserAction {
+    /// The user.
+    pub user_id: String,
+    /// [`ActionKind::Freeze`] or [`ActionKind::Unfreeze`].
+    pub kind: ActionKind,
+    /// The key asking.
+    pub actor: String,
+    /// Why (required, not empty).
+    pub reason: String,
+    /// Now, Unix seconds.
+    pub now: i64,
+    /// Whether lifting a freeze needs a second person.
+    pub four_eyes: bool,
+}
+
+/// A second person's decision on a pending action: [`Store::decide_action`].
+#[derive(Debug, Clone)]
+pub struct DecideAction {
+    /// The action.
+    pub action_id: String,
+    /// The key deciding: must differ from the requester.
+    pub actor: String,
+    /// Approve (apply it) or reject.
+    pub approve: bool,
+    /// Why.
+    pub reason: Option<String>,
+    /// Now, Unix seconds.
+    pub now: i64,
 }
 
 /// A storage failure. No driver type escapes a backend: each maps its errors here.
@@ -216,6 +286,125 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// One assessment by id.
     async fn assessment(&self, id: &str) -> Result<Option<AssessmentRecord>, StoreError>;
+
+    /// A user's events, oldest first by body timestamp, at most `limit`: their timeline.
+    async fn user_events(&self, user_id: &str, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
+
+    // --- Review -------------------------------------------------------------------------
+
+    /// Cases matching `filter`, oldest first.
+    async fn cases(&self, filter: &CaseFilter) -> Result<Vec<CaseRecord>, StoreError>;
+
+    /// One case.
+    async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError>;
+
+    /// `actor` takes an open case (claiming one's own claimed case again is a no-op).
+    async fn claim_case(&self, id: &str, actor: &str, now: i64)
+    -> Result<CaseRecord, CommandError>;
+
+    /// Resolves a case and applies its outcome to the user, or, when the outcome lifts a
+    /// freeze and `four_eyes` is on, records it as a pending action for a second person.
+    async fn resolve_case(&self, command: ResolveCase) -> Result<ReviewOutcome, CommandError>;
+
+    /// Freezes or unfreezes a user by hand (an unfreeze waits for a second person when
+    /// `four_eyes` is on).
+    async fn act_on_user(&self, command: UserAction) -> Result<ReviewOutcome, CommandError>;
+
+    /// A second person approves or rejects a pending action.
+    async fn decide_action(&self, command: DecideAction) -> Result<ReviewOutcome, CommandError>;
+
+    /// Actions, newest first, optionally only those in one state.
+    async fn actions(
+        &self,
+        status: Option<ActionStatus>,
+        limit: u32,
+    ) -> Result<Vec<ActionRecord>, StoreError>;
+
+    /// One action.
+    async fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError>;
+
+    // --- Audit --------------------------------------------------------------------------
+
+    /// Audit entries after position `after` (0: from the start), in chain order.
+    async fn audit(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Appends an entry to the chain.
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, StoreError>;
+
+    /// The newest entry with this action, if any.
+    async fn last_audit(&self, action: &str) -> Result<Option<AuditRecord>, StoreError>;
+
+    // --- API keys -----------------------------------------------------------------------
+
+    /// Stores a new key (audited).
+    async fn create_key(
+        &self,
+        key: NewApiKey,
+        actor: &str,
+        now: i64,
+    ) -> Result<ApiKeyRecord, CommandError>;
+
+    /// Every stored key, revoked ones included, oldest first.
+    async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Revokes a key (audited); revoking a revoked key is a no-op.
+    async fn revoke_key(
+        &self,
+        id: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<ApiKeyRecord, CommandError>;
+
+    /// The unrevoked key whose secret hashes (SHA-256, hex) to `hash`.
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    // --- Outbox -------------------------------------------------------------------------
+
+    /// Records which endpoints the configuration has: only those get new deliveries and are
+    /// dispatched to.
+    async fn sync_endpoints(&self, ids: &[String], now_ms: i64) -> Result<(), StoreError>;
+
+    /// Every endpoint ever configured.
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError>;
+
+    /// Enables an endpoint again after `410 Gone` (audited).
+    async fn enable_endpoint(
+        &self,
+        id: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<EndpointRecord, CommandError>;
+
+    /// Claims due deliveries for one attempt each: pending, due, not leased, to an enabled
+    /// endpoint, and the oldest pending one of their user for that endpoint (order per user).
+    async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Records an attempt's result. `false` when `owner` no longer holds the claim (its lease
+    /// ended and another dispatcher took it over): the result is then ignored.
+    async fn record_attempt(
+        &self,
+        id: &str,
+        owner: &str,
+        attempt: Attempt,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Deliveries matching `filter`, newest first.
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// One delivery.
+    async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError>;
+
+    /// Puts a failed delivery back in the queue, due now, with its attempts reset (audited).
+    async fn retry_delivery(
+        &self,
+        id: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<DeliveryRecord, CommandError>;
+
+    /// How many deliveries are pending.
+    async fn outbox_backlog(&self) -> Result<u64, StoreError>;
 
     /// Whether the database answers: the readiness check.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::notify::{self, Dispatcher};
 use crate::policy::PolicyHandle;
 use crate::routes;
 use crate::state::AppState;
@@ -23,6 +24,8 @@ use crate::state::AppState;
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    /// Sends outbound notifications once [`App::run`] starts it.
+    dispatcher: Dispatcher,
 }
 
 impl App {
@@ -39,8 +42,29 @@ impl App {
         clock: Clock,
     ) -> anyhow::Result<Self> {
         let policy = PolicyHandle::load(config.policy_path.as_deref())?;
+        let dispatcher = Dispatcher::new(
+            &config.notify,
+            store.clone(),
+            notify::system_millis(),
+            notify::random_jitter(),
+        )?;
+        // Before the first event is accepted: deliveries are created for the endpoints the
+        // store knows, so it must know the configured ones.
+        dispatcher
+            .sync_endpoints()
+            .await
+            .context("cannot record the configured notification endpoints")?;
         crate::metrics::handle();
         crate::metrics::policy_in_force(None, policy.current().name(), policy.current().hash());
+        crate::policy::record_in_force(
+            store.as_ref(),
+            &policy.current(),
+            &policy.source_name(),
+            "system",
+            clock(),
+        )
+        .await
+        .context("cannot record the policy in force in the audit log")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -52,6 +76,7 @@ impl App {
                 policy: Arc::new(policy),
                 clock,
             },
+            dispatcher,
         })
     }
 
@@ -82,10 +107,16 @@ impl App {
         );
         // Listen for SIGHUP before announcing readiness: a SIGHUP with no handler yet would
         // terminate the process.
-        let reloader = tokio::spawn(reload_on_sighup(policy, hangups()));
+        let reloader = tokio::spawn(reload_on_sighup(
+            policy,
+            store.clone(),
+            self.state.clock.clone(),
+            hangups(),
+        ));
         tracing::info!(address = %self.local_addr()?, "riskhook listening");
         let router = routes::router(self.state);
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        let mut dispatcher = tokio::spawn(self.dispatcher.run(stopping_rx.clone(), grace));
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -101,6 +132,11 @@ impl App {
             () = deadline => tracing::warn!(?grace, "shutdown grace period over; dropping unfinished requests"),
         }
         reloader.abort();
+        // The dispatcher saw the same signal and bounds its own drain by `grace`; stop it
+        // before the store closes under it.
+        if tokio::time::timeout(grace, &mut dispatcher).await.is_err() {
+            dispatcher.abort();
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -123,7 +159,12 @@ fn hangups() -> Hangups {
 }
 
 /// Reloads the policy on every SIGHUP, keeping the old one when the new one does not load.
-async fn reload_on_sighup(policy: Arc<PolicyHandle>, hangups: Hangups) {
+async fn reload_on_sighup(
+    policy: Arc<PolicyHandle>,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    hangups: Hangups,
+) {
     #[cfg(unix)]
     {
         let Some(mut hangups) = hangups else {
@@ -132,12 +173,25 @@ async fn reload_on_sighup(policy: Arc<PolicyHandle>, hangups: Hangups) {
         };
         while hangups.recv().await.is_some() {
             match policy.reload() {
-                Ok((old, new)) => tracing::info!(
-                    from = old,
-                    to = new.hash(),
-                    rules = new.rule_count(),
-                    "policy reloaded (SIGHUP)"
-                ),
+                Ok((old, new)) => {
+                    tracing::info!(
+                        from = old,
+                        to = new.hash(),
+                        rules = new.rule_count(),
+                        "policy reloaded (SIGHUP)"
+                    );
+                    let source = policy.source_name();
+                    let recorded = crate::policy::record_in_force(
+                        store.as_ref(),
+                        &new,
+                        &source,
+                        "system",
+                        clock(),
+                    );
+                    if let Err(e) = recorded.await {
+                        tracing::error!(error = %e, "cannot record the reloaded policy in the audit log");
+                    }
+                }
                 Err(e) => tracing::error!(
                     error = format!("{e:#}"),
                     "policy reload refused; the previous policy stays in force"
@@ -146,7 +200,7 @@ async fn reload_on_sighup(policy: Arc<PolicyHandle>, hangups: Hangups) {
         }
     }
     #[cfg(not(unix))]
-    drop((policy, hangups));
+    drop((policy, store, clock, hangups));
 }
 
 /// Resolves on Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called, not

@@ -1,4 +1,5 @@
-//! API-key authentication for `/v1`: the [`Caller`] extractor and role checks.
+//! API-key authentication for `/v1`: the [`Caller`] extractor and role checks. Keys come from
+//! the configuration (compared in constant time) or from the database (`riskhook keys create`).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -46,14 +47,22 @@ impl FromRequestParts<AppState> for Caller {
             })
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
-        let key = state
-            .config
-            .api_keys
-            .authenticate(presented)
+        if let Some(key) = state.config.api_keys.authenticate(presented) {
+            return Ok(Caller {
+                key_id: key.id.clone(),
+                role: key.role,
+            });
+        }
+        // Keys made by `riskhook keys create` live in the database, found by their hash: the
+        // lookup compares digests, never the secret itself.
+        let stored = state
+            .store
+            .key_by_hash(&crate::keys::secret_hash(presented))
+            .await?
             .ok_or(ApiError::Unauthorized)?;
         Ok(Caller {
-            key_id: key.id.clone(),
-            role: key.role,
+            key_id: stored.id,
+            role: stored.role,
         })
     }
 }

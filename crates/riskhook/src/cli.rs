@@ -23,6 +23,8 @@ use crate::delivery;
 use crate::policy::PolicyHandle;
 use crate::telemetry;
 
+mod admin;
+
 /// Turns Didit identity-verification webhooks into durable, explainable risk decisions.
 #[derive(Debug, Parser)]
 #[command(name = "riskhook", version, about)]
@@ -53,6 +55,60 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Inspect and retry outbound notification deliveries.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
+}
+
+/// The database a command works on.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The database URL.
+    #[arg(
+        long,
+        env = "RISKHOOK_DATABASE_URL",
+        default_value = "sqlite://riskhook.db"
+    )]
+    pub database_url: String,
+}
+
+/// `riskhook audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole hash chain and report the first broken link (exit status 1), if any.
+    Verify {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+/// `riskhook deliveries …`.
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// List deliveries, newest first.
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Only pending, delivered or failed ones.
+        #[arg(long, value_parser = ["pending", "delivered", "failed"])]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Put failed deliveries back in the queue (a running `serve` sends them).
+    Retry {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The deliveries to retry.
+        ids: Vec<String>,
+        /// Retry every failed delivery.
+        #[arg(long, conflicts_with = "ids")]
+        all_failed: bool,
+    },
 }
 
 /// `riskhook score`.
@@ -138,7 +194,7 @@ pub enum PolicyCommand {
 /// `riskhook keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Make a new API key: prints the key (once) and the [[api_keys]] entry to configure.
+    /// Make a new API key: prints the key (once) and the `[[api_keys]]` entry to configure.
     Generate {
         /// An id for the key (shown in logs instead of the key).
         #[arg(long)]
@@ -146,6 +202,29 @@ pub enum KeysCommand {
         /// read, review or admin.
         #[arg(long, value_parser = ["read", "review", "admin"])]
         role: String,
+    },
+    /// Make a new API key stored (hashed) in the database: prints the key once.
+    Create {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// A label for people, e.g. who holds the key.
+        #[arg(long)]
+        name: String,
+        /// read, review or admin.
+        #[arg(long, value_parser = ["read", "review", "admin"])]
+        role: String,
+    },
+    /// List the keys stored in the database (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Revoke a key stored in the database: it stops working at once.
+    Revoke {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The key's id (`key_…`).
+        id: String,
     },
 }
 
@@ -163,13 +242,8 @@ pub struct ServeArgs {
 /// `riskhook migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// The database URL (default: the configuration's `database_url`).
-    #[arg(
-        long,
-        env = "RISKHOOK_DATABASE_URL",
-        default_value = "sqlite://riskhook.db"
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    db: DatabaseArgs,
 }
 
 /// Where the signing secret comes from.
@@ -242,6 +316,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             generate_key(&id, &role);
             Ok(())
         }
+        Command::Keys(command) => admin::keys(command).await,
+        Command::Audit(command) => admin::audit(command).await,
+        Command::Deliveries(command) => admin::deliveries(command).await,
     }
 }
 
@@ -446,7 +523,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let url = DatabaseUrl::new(args.database_url);
+    let url = DatabaseUrl::new(args.db.database_url);
     let store = riskhook_store_sqlite::SqliteStore::connect(url.expose())
         .await
         .context("cannot open the database")?;

@@ -21,7 +21,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Top-level keys: the environment may only set these (and their children), so unrelated
 /// `RISKHOOK_*` variables of a test harness are not mistaken for typos.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
     "database_url",
     "log_format",
@@ -31,6 +31,8 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "didit",
     "policy",
     "api_keys",
+    "review",
+    "notify",
 ];
 
 /// The validated configuration.
@@ -54,30 +56,44 @@ pub struct Config {
     pub policy_path: Option<PathBuf>,
     /// API keys for `/v1` (hashes only).
     pub api_keys: ApiKeys,
+    /// Manual review.
+    pub review: ReviewConfig,
+    /// Outbound notifications (Standard Webhooks).
+    pub notify: NotifyConfig,
 }
 
-/// What an API key may do. Each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Read users, sessions, assessments, the policy.
-    Read,
-    /// Also work review cases and freeze or unfreeze users.
-    Review,
-    /// Everything, including reloading the policy and managing keys.
-    Admin,
+/// Manual review settings.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewConfig {
+    /// Lifting a freeze (a manual unfreeze, or a case resolved to approve or unfreeze a frozen
+    /// user) needs a second key's approval.
+    pub four_eyes: bool,
 }
 
-impl Role {
-    /// `read`, `review` or `admin`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Read => "read",
-            Role::Review => "review",
-            Role::Admin => "admin",
-        }
-    }
+/// Outbound notification settings: where `user.updated` notifications go and how patiently.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// Attempts before a delivery is `failed` (then only a manual retry sends it).
+    pub max_attempts: u32,
+    /// The wait after the first failure; it doubles with every further failure.
+    pub backoff_initial: Duration,
+    /// The longest wait between attempts, also the cap on a receiver's `Retry-After`.
+    pub backoff_max: Duration,
+    /// How long a claimed delivery stays with this process: longer than `timeout`, so that
+    /// an attempt in progress is never taken over and sent twice.
+    pub lease: Duration,
+    /// How often due deliveries are looked for.
+    pub poll_interval: Duration,
+    /// Per-attempt deadline (connect, send, response headers).
+    pub timeout: Duration,
+    /// Attempts in flight at once, across endpoints and users.
+    pub concurrency: usize,
+    /// The endpoints (URLs and secrets redacted in `Debug`).
+    pub webhooks: Vec<crate::notify::Endpoint>,
 }
+
+pub use riskhook_store::Role;
 
 /// One configured API key: its id, role and the SHA-256 of the key.
 #[derive(Clone)]
@@ -222,6 +238,9 @@ struct RawConfig {
     policy: RawPolicy,
     #[serde(default)]
     api_keys: Vec<RawApiKey>,
+    #[serde(default)]
+    review: ReviewConfig,
+    notify: RawNotify,
 }
 
 #[derive(Deserialize, Default)]
@@ -260,6 +279,35 @@ struct RawKey {
     secret_file: Option<PathBuf>,
     secret_env: Option<String>,
     not_after: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    max_attempts: u32,
+    #[serde(deserialize_with = "duration")]
+    backoff_initial: Duration,
+    #[serde(deserialize_with = "duration")]
+    backoff_max: Duration,
+    #[serde(deserialize_with = "duration")]
+    lease: Duration,
+    #[serde(deserialize_with = "duration")]
+    poll_interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    timeout: Duration,
+    concurrency: usize,
+    #[serde(default)]
+    webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    id: String,
+    url: String,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
 }
 
 /// Accepts `"300s"`, `"5m"`, `"1h 30m"` or a plain number of seconds.
@@ -371,6 +419,7 @@ impl RawConfig {
             bail!("invalid configuration: request_timeout must be greater than zero");
         }
         let didit = self.didit.validate(env)?;
+        let notify = self.notify.validate(env)?;
         let mut api_keys = Vec::new();
         for (i, raw) in self.api_keys.into_iter().enumerate() {
             let at = format!("api_keys[{i}]");
@@ -403,6 +452,8 @@ impl RawConfig {
             didit,
             policy_path: self.policy.path,
             api_keys: ApiKeys(api_keys),
+            review: self.review,
+            notify,
         })
     }
 }
@@ -486,6 +537,110 @@ impl RawDidit {
             keyring,
         })
     }
+}
+
+impl RawNotify {
+    fn validate(self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<NotifyConfig> {
+        if self.max_attempts == 0 {
+            bail!("invalid configuration: notify.max_attempts must be at least 1");
+        }
+        for (key, value) in [
+            ("backoff_initial", self.backoff_initial),
+            ("poll_interval", self.poll_interval),
+            ("timeout", self.timeout),
+        ] {
+            if value.is_zero() {
+                bail!("invalid configuration: notify.{key} must be greater than zero");
+            }
+        }
+        if self.backoff_max < self.backoff_initial {
+            bail!(
+                "invalid configuration: notify.backoff_max must not be shorter than notify.backoff_initial"
+            );
+        }
+        if self.lease <= self.timeout {
+            bail!(
+                "invalid configuration: notify.lease must be longer than notify.timeout, or an attempt still in progress could be taken over and sent twice"
+            );
+        }
+        if !(1..=1024).contains(&self.concurrency) {
+            bail!("invalid configuration: notify.concurrency must be between 1 and 1024");
+        }
+        let mut webhooks: Vec<crate::notify::Endpoint> = Vec::new();
+        for (i, raw) in self.webhooks.into_iter().enumerate() {
+            let at = format!("notify.webhooks[{i}]");
+            // The id is a metric label and a database key: keep it short and plain.
+            let plain = raw
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if raw.id.is_empty() || raw.id.len() > 64 || !plain {
+                bail!(
+                    "invalid configuration: {at}.id: `{}` must be 1 to 64 letters, digits, `-`, `_` or `.`",
+                    raw.id
+                );
+            }
+            if webhooks.iter().any(|w| w.id == raw.id) {
+                bail!("invalid configuration: {at}.id: `{}` is used twice", raw.id);
+            }
+            let url = parse_webhook_url(&raw.url)
+                .map_err(|why| anyhow::anyhow!("invalid configuration: {at}.url: {why}"))?;
+            let (key, text) = match (raw.secret, raw.secret_file, raw.secret_env) {
+                (Some(s), None, None) => ("secret", s),
+                (None, Some(path), None) => {
+                    let key = format!("{at}.secret_file");
+                    let secret = read_secret_file(&path, &key)?;
+                    let text = String::from_utf8(secret.expose().to_vec())
+                        .map_err(|_| anyhow::anyhow!("invalid configuration: {key}: not UTF-8"))?;
+                    ("secret_file", text)
+                }
+                (None, None, Some(var)) => ("secret_env", env(&var).with_context(|| {
+                    format!("invalid configuration: {at}.secret_env: environment variable {var} is not set")
+                })?),
+                _ => bail!(
+                    "invalid configuration: {at}: give exactly one of secret, secret_file or secret_env"
+                ),
+            };
+            let signer = crate::notify::Signer::parse(&text)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: {at}.{key}: {e}"))?;
+            webhooks.push(crate::notify::Endpoint {
+                id: raw.id,
+                url,
+                signer,
+            });
+        }
+        Ok(NotifyConfig {
+            max_attempts: self.max_attempts,
+            backoff_initial: self.backoff_initial,
+            backoff_max: self.backoff_max,
+            lease: self.lease,
+            poll_interval: self.poll_interval,
+            timeout: self.timeout,
+            concurrency: self.concurrency,
+            webhooks,
+        })
+    }
+}
+
+/// An absolute `http` or `https` URL with a host. HTTPS needs the `tls` cargo feature: without
+/// it the client cannot speak TLS, and saying so at start beats failing every attempt.
+fn parse_webhook_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not an absolute URL ({e})"))?;
+    match url.scheme() {
+        "http" => {}
+        "https" if cfg!(feature = "tls") => {}
+        "https" => {
+            return Err(
+                "https needs a build with the `tls` feature (cargo build --features tls)"
+                    .to_owned(),
+            );
+        }
+        other => return Err(format!("scheme `{other}` is not http or https")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(url)
 }
 
 /// Reads a secret file, dropping the trailing newline editors and `echo` add: the secret itself
@@ -627,6 +782,146 @@ mod tests {
             &[("RISKHOOK_DIDIT_SECRET", "s")],
         ));
         assert!(role.contains("role"), "{role}");
+    }
+
+    const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn notify_has_defaults_and_takes_webhooks_from_each_secret_source() {
+        let secret = ("RISKHOOK_DIDIT_SECRET", "s");
+        let config = load(&[secret]).expect("loads");
+        let notify = &config.notify;
+        assert_eq!(notify.max_attempts, 16);
+        assert_eq!(notify.backoff_initial, Duration::from_secs(5));
+        assert_eq!(notify.backoff_max, Duration::from_secs(6 * 3600));
+        assert_eq!(notify.lease, Duration::from_secs(60));
+        assert_eq!(notify.poll_interval, Duration::from_secs(1));
+        assert_eq!(notify.timeout, Duration::from_secs(15));
+        assert_eq!(notify.concurrency, 16);
+        assert!(notify.webhooks.is_empty());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("whsec");
+        std::fs::write(&file, format!("{WHSEC}\n")).expect("write");
+        let toml = format!(
+            "[notify]\nmax_attempts = 3\n\n[[notify.webhooks]]\nid = \"crm\"\nurl = \"http://crm.internal:8080/in?token=t0k3n\"\nsecret = \"{WHSEC}\"\n\n[[notify.webhooks]]\nid = \"ops.v2\"\nurl = \"http://ops\"\nsecret_file = \"{}\"\n\n[[notify.webhooks]]\nid = \"bi_2\"\nurl = \"http://bi\"\nsecret_env = \"BI_SECRET\"\n",
+            file.display()
+        );
+        let rotation = format!("{WHSEC} whsec_dGVzdC1zZWNyZXQtZm9yLXJpc2tob29rLW5vdGlmeQ==");
+        let config = load_file(
+            &toml,
+            &[
+                secret,
+                ("BI_SECRET", &rotation),
+                ("RISKHOOK_NOTIFY__POLL_INTERVAL", "250ms"),
+            ],
+        )
+        .expect("loads");
+        let notify = &config.notify;
+        assert_eq!(notify.max_attempts, 3);
+        assert_eq!(notify.poll_interval, Duration::from_millis(250));
+        let ids: Vec<&str> = notify.webhooks.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(ids, ["crm", "ops.v2", "bi_2"]);
+        assert_eq!(notify.webhooks[2].signer.len(), 2);
+        let text = format!("{config:?}");
+        for hidden in ["MfKQ9r8G", "t0k3n", "dGVzdC1z"] {
+            assert!(!text.contains(hidden), "{hidden} in {text}");
+        }
+        assert!(text.contains("http://crm.internal:8080/in"), "{text}");
+    }
+
+    #[test]
+    fn invalid_notify_settings_name_their_key() {
+        let secret = ("RISKHOOK_DIDIT_SECRET", "s");
+        let hook = |body: &str| format!("[[notify.webhooks]]\n{body}\n");
+        let ok_url = "url = \"http://x/in\"";
+        let ok_secret = format!("secret = \"{WHSEC}\"");
+        let cases: Vec<(String, &str)> = vec![
+            (
+                "[notify]\nmax_attempts = 0\n".to_owned(),
+                "notify.max_attempts",
+            ),
+            ("[notify]\ntimeout = \"0s\"\n".to_owned(), "notify.timeout"),
+            (
+                "[notify]\npoll_interval = \"never\"\n".to_owned(),
+                "notify.poll_interval",
+            ),
+            (
+                "[notify]\nbackoff_max = \"1s\"\n".to_owned(),
+                "notify.backoff_max",
+            ),
+            ("[notify]\nlease = \"10s\"\n".to_owned(), "notify.lease"),
+            (
+                "[notify]\nconcurrency = 0\n".to_owned(),
+                "notify.concurrency",
+            ),
+            ("[notify]\nretries = 3\n".to_owned(), "retries"),
+            (
+                hook(&format!("id = \"a b\"\n{ok_url}\n{ok_secret}")),
+                "notify.webhooks[0].id",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    hook(&format!("id = \"a\"\n{ok_url}\n{ok_secret}")),
+                    hook(&format!("id = \"a\"\n{ok_url}\n{ok_secret}"))
+                ),
+                "notify.webhooks[1].id",
+            ),
+            (
+                hook(&format!("id = \"a\"\nurl = \"ftp://x\"\n{ok_secret}")),
+                "notify.webhooks[0].url",
+            ),
+            (
+                hook(&format!("id = \"a\"\nurl = \"/relative\"\n{ok_secret}")),
+                "notify.webhooks[0].url",
+            ),
+            (
+                hook(&format!("id = \"a\"\n{ok_url}\nsecret = \"plain-secret\"")),
+                "notify.webhooks[0].secret",
+            ),
+            (
+                hook(&format!(
+                    "id = \"a\"\n{ok_url}\nsecret = \"whsec_c2hvcnQ=\""
+                )),
+                "notify.webhooks[0].secret",
+            ),
+            (
+                hook(&format!("id = \"a\"\n{ok_url}\nsecret_env = \"UNSET_VAR\"")),
+                "notify.webhooks[0].secret_env",
+            ),
+            (
+                hook(&format!(
+                    "id = \"a\"\n{ok_url}\nsecret_file = \"/nonexistent/whsec\""
+                )),
+                "notify.webhooks[0].secret_file",
+            ),
+            (
+                hook(&format!(
+                    "id = \"a\"\n{ok_url}\n{ok_secret}\nsecret_env = \"X\""
+                )),
+                "notify.webhooks[0]",
+            ),
+            (hook(&format!("id = \"a\"\n{ok_url}")), "notify.webhooks[0]"),
+            (
+                hook(&format!("id = \"a\"\n{ok_url}\n{ok_secret}\nheaders = 1")),
+                "headers",
+            ),
+        ];
+        for (toml, key) in cases {
+            let message = error(load_file(&toml, &[secret]));
+            assert!(message.contains(key), "{key}: {message}");
+            assert!(!message.contains("plain-secret"), "{message}");
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let https = hook(&format!("id = \"a\"\nurl = \"https://x/in\"\n{ok_secret}"));
+            let message = error(load_file(&https, &[secret]));
+            assert!(
+                message.contains("notify.webhooks[0].url") && message.contains("tls"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use riskhook_didit::axum::Problem;
-use riskhook_store::StoreError;
+use riskhook_store::{CommandError, StoreError};
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,35 @@ pub enum ApiError {
     /// A new policy did not load; the one in force stays.
     #[error("{0}")]
     PolicyRejected(String),
+    /// The body or query string could not be read at all: not JSON, the wrong content type,
+    /// a query parameter of the wrong type. `status` is 400 or 415.
+    #[error("{detail}")]
+    Malformed {
+        /// 400 Bad Request or 415 Unsupported Media Type.
+        status: StatusCode,
+        /// What was wrong, for the client.
+        detail: String,
+    },
+    /// Well-formed but unacceptable: a missing or blank field, an unknown value (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The command does not apply to the current state, e.g. a case claimed by someone else.
+    #[error("{0}")]
+    Conflict(String),
+    /// Four eyes: the second person must be a different key than the first.
+    #[error("{0}")]
+    SamePerson(String),
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::NotFound { kind, .. } => ApiError::NotFound(kind),
+            CommandError::Conflict(detail) => ApiError::Conflict(detail),
+            CommandError::SamePerson(detail) => ApiError::SamePerson(detail),
+            CommandError::Store(e) => ApiError::Store(e),
+        }
+    }
 }
 
 /// `Result` with [`ApiError`] as the default error.
@@ -46,7 +75,8 @@ impl IntoResponse for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage-unavailable",
                     "Storage unavailable",
-                    "the event was not stored; retry later",
+                    // Every store method is one transaction: a failed one changed nothing.
+                    "nothing was stored; retry later",
                 )
                 .into_response();
                 response
@@ -66,7 +96,7 @@ impl IntoResponse for ApiError {
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
                     "Missing or invalid API key",
-                    "send `Authorization: Bearer <key>` with a key configured in [[api_keys]]",
+                    "send `Authorization: Bearer <key>` with an unrevoked key from [[api_keys]], `riskhook keys create` or `POST /v1/keys`",
                 )
                 .into_response();
                 response.headers_mut().insert(
@@ -86,6 +116,34 @@ impl IntoResponse for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "policy-rejected",
                 "Policy refused; the previous policy stays in force",
+                detail.clone(),
+            )
+            .into_response(),
+            ApiError::Malformed { status, detail } => Problem::new(
+                *status,
+                "malformed-request",
+                "Malformed request",
+                detail.clone(),
+            )
+            .into_response(),
+            ApiError::Invalid(detail) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-request",
+                "Invalid request",
+                detail.clone(),
+            )
+            .into_response(),
+            ApiError::Conflict(detail) => Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "Not possible in the current state",
+                detail.clone(),
+            )
+            .into_response(),
+            ApiError::SamePerson(detail) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "four-eyes",
+                "A second person must decide",
                 detail.clone(),
             )
             .into_response(),

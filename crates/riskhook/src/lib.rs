@@ -10,7 +10,9 @@
 //! - [`pipeline`]: what happens to a verified event: signals, assessment, one transaction.
 //! - [`policy`]: the policy in force and its atomic reload.
 //! - [`auth`]: API keys and roles for `/v1`.
+//! - [`keys`]: making API keys stored in the database.
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
+//! - [`notify`]: outbound `user.updated` notifications, signed per Standard Webhooks.
 //! - [`loadgen`]: the load generator behind `riskhook loadgen`.
 //! - [`error`]: [`ApiError`](error::ApiError), the one error type of the HTTP boundary.
 //! - [`store`]: opening the backend named by the database URL.
@@ -25,8 +27,10 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod keys;
 pub mod loadgen;
 pub mod metrics;
+pub mod notify;
 pub mod pipeline;
 pub mod policy;
 pub mod routes;

@@ -41,6 +41,15 @@ pub fn handle() -> &'static PrometheusHandle {
                     &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
                 )
             })
+            .and_then(|b| {
+                // Outbound attempts wait on someone else's server, up to the notify timeout.
+                b.set_buckets_for_metric(
+                    Matcher::Full("riskhook_notification_attempt_duration_seconds".to_owned()),
+                    &[
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+                    ],
+                )
+            })
             .map(PrometheusBuilder::build_recorder);
         match recorder {
             Ok(recorder) => {
@@ -106,4 +115,27 @@ pub fn record_verified(verification: &riskhook_didit::webhook::Verification) {
         "key_id" => verification.key_id.clone()
     )
     .increment(1);
+}
+
+/// Counts one notification attempt by endpoint id and outcome (`delivered`, `retry`,
+/// `exhausted`, `gone`) and times it. The endpoint id is the operator's name for it, never its
+/// URL or secret, and no user id is a label.
+pub fn notification_attempt(endpoint: &str, outcome: &'static str, seconds: f64) {
+    metrics::counter!(
+        "riskhook_notifications_total",
+        "endpoint" => endpoint.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
+    metrics::histogram!(
+        "riskhook_notification_attempt_duration_seconds",
+        "endpoint" => endpoint.to_owned()
+    )
+    .record(seconds);
+}
+
+/// Sets how many deliveries are pending in the outbox (refreshed by the dispatcher each poll).
+pub fn outbox_backlog(pending: u64) {
+    // `as` loses precision only above 2^53 pending deliveries.
+    metrics::gauge!("riskhook_outbox_backlog").set(pending as f64);
 }

@@ -1,9 +1,18 @@
 //! The HTTP surface: each feature module owns its handlers and DTOs and exposes a `router()`;
 //! this module merges them and applies the cross-cutting layers once.
+//!
+//! The `/v1` modules (`api`, `review`, `admin`) build `utoipa_axum` routers: registering a
+//! handler routes it and adds its operation to the OpenAPI document in one step, so `v1()`
+//! yields the routes and their documentation together, and `GET /openapi.json` serves exactly
+//! what is routed.
 
+mod admin;
 mod api;
+mod extract;
 mod health;
 mod ingest;
+mod openapi;
+mod review;
 
 use std::time::Duration;
 
@@ -12,6 +21,7 @@ use axum::http::{HeaderName, Request, StatusCode};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
@@ -20,10 +30,16 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
+    let (v1, doc) = v1().split_for_parts();
+    let doc = openapi::render(&openapi::finish(doc));
     Router::new()
         .merge(ingest::router(&state))
         .merge(health::router())
-        .merge(api::router())
+        .merge(v1)
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || std::future::ready(openapi::serve(doc.clone()))),
+        )
         .route("/metrics", axum::routing::get(crate::metrics::render))
         .with_state(state)
         .layer(
@@ -37,6 +53,19 @@ pub fn router(state: AppState) -> Router {
                     clamp(timeout),
                 )),
         )
+}
+
+/// The OpenAPI 3.1 document of `/v1`, as `GET /openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(v1().into_openapi())
+}
+
+/// Every `/v1` route with its documentation.
+fn v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .merge(api::router())
+        .merge(review::router())
+        .merge(admin::router())
 }
 
 fn clamp(timeout: Duration) -> Duration {

@@ -1,40 +1,49 @@
 //! The read API under `/v1` (users, their assessments, sessions, the policy) and the policy
-//! reload. Every route needs an API key; reload needs the admin role.
+//! reload. Every route needs an API key; reload needs the admin role. Each handler carries its
+//! OpenAPI operation (`#[utoipa::path]`), registered with its route by `routes!`.
 
-use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::{Path, State};
 use riskhook_store::{AssessmentRecord, UserRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::extract::{Params, page_limit};
+use super::openapi;
 use crate::auth::Caller;
 use crate::config::Role;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users/{id}", get(get_user))
-        .route("/v1/users/{id}/assessments", get(list_user_assessments))
-        .route("/v1/sessions/{id}", get(get_session))
-        .route("/v1/policy", get(get_policy))
-        .route("/v1/policy/reload", post(reload_policy))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(get_user))
+        .routes(routes!(list_user_assessments))
+        .routes(routes!(get_session))
+        .routes(routes!(get_policy))
+        .routes(routes!(reload_policy))
 }
 
 /// An assessment with its full explanation (every rule fired, the values it read, the signal
 /// snapshot and the policy hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AssessmentOut {
     id: String,
     event_id: String,
     session_id: Option<String>,
     user_id: Option<String>,
     score: u8,
+    #[schema(schema_with = openapi::decision)]
     decision: &'static str,
     policy_hash: String,
     evaluated_at: i64,
     created_at: i64,
+    /// The stored assessment: `score`, `decision`, `policy`, `fired` (each rule with its
+    /// reason, points and the signal values it read), `not_evaluated` and `signals`.
+    #[schema(value_type = Object)]
     explanation: Value,
 }
 
@@ -55,19 +64,59 @@ impl From<AssessmentRecord> for AssessmentOut {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct UserOut {
+/// A person's risk profile.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct UserOut {
     user_id: String,
+    /// Account status: the verdict of the last person to act, tightened by the evidence of an
+    /// open review case.
+    #[schema(schema_with = openapi::user_status)]
     status: &'static str,
+    /// The status the last person to act set (null: nobody has acted).
+    #[schema(schema_with = openapi::user_status_or_null)]
+    verdict: Option<&'static str>,
+    /// How many notified changes the user has had (the `version` of `user.updated`).
+    version: i64,
     score: u8,
+    #[schema(schema_with = openapi::decision)]
     decision: &'static str,
     /// A freeze is lifted only by a person: this stays true after later approvals.
     ever_frozen: bool,
     sessions: Vec<String>,
     first_seen_at: i64,
     updated_at: i64,
-    /// The assessment behind the current score and decision, explained.
+    /// The assessment behind the current score and decision, explained (left out of the
+    /// answers to review commands).
+    #[serde(skip_serializing_if = "Option::is_none")]
     assessment: Option<AssessmentOut>,
+}
+
+impl UserOut {
+    /// The profile, without its assessment.
+    pub(super) fn summary(user: UserRecord) -> Self {
+        Self {
+            user_id: user.user_id,
+            status: user.status.as_str(),
+            verdict: user.verdict.map(|v| v.as_str()),
+            version: user.version,
+            score: user.score,
+            decision: user.decision.as_str(),
+            ever_frozen: user.ever_frozen,
+            sessions: user.sessions,
+            first_seen_at: user.first_seen_at,
+            updated_at: user.updated_at,
+            assessment: None,
+        }
+    }
+
+    /// The profile with its current assessment, explained.
+    pub(super) async fn explained(state: &AppState, user: UserRecord) -> Result<Self> {
+        let assessment = current_assessment(state, user.current_assessment_id.as_deref()).await?;
+        Ok(Self {
+            assessment,
+            ..Self::summary(user)
+        })
+    }
 }
 
 async fn current_assessment(state: &AppState, id: Option<&str>) -> Result<Option<AssessmentOut>> {
@@ -77,6 +126,18 @@ async fn current_assessment(state: &AppState, id: Option<&str>) -> Result<Option
     })
 }
 
+/// A user's risk profile and the assessment behind it.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "The user id (Didit's `vendor_data`)")),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "The user", body = UserOut),
+        (status = 404, description = "No such user"),
+    )
+)]
 async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -88,42 +149,49 @@ async fn get_user(
         .user(&id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    let assessment = current_assessment(&state, user.current_assessment_id.as_deref()).await?;
-    Ok(Json(UserOut {
-        user_id: user.user_id,
-        status: user.status.as_str(),
-        score: user.score,
-        decision: user.decision.as_str(),
-        ever_frozen: user.ever_frozen,
-        sessions: user.sessions,
-        first_seen_at: user.first_seen_at,
-        updated_at: user.updated_at,
-        assessment,
-    }))
+    Ok(Json(UserOut::explained(&state, user).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct Page {
+    /// At most this many (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AssessmentsOut {
     user_id: String,
+    /// Newest first.
     assessments: Vec<AssessmentOut>,
 }
 
+/// A user's assessments, newest first, each explained.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}/assessments",
+    tag = "users",
+    params(("id" = String, Path, description = "The user id"), Page),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "The assessments", body = AssessmentsOut),
+        (status = 400, description = "A query parameter could not be read"),
+        (status = 404, description = "No such user"),
+    )
+)]
 async fn list_user_assessments(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(page): Query<Page>,
+    Params(page): Params<Page>,
 ) -> Result<Json<AssessmentsOut>> {
     caller.require(Role::Read)?;
     if state.store.user(&id).await?.is_none() {
         return Err(ApiError::NotFound("user"));
     }
-    let limit = page.limit.unwrap_or(50).clamp(1, 500);
+    let limit = page_limit(page.limit);
     let assessments = state.store.user_assessments(&id, limit).await?;
     Ok(Json(AssessmentsOut {
         user_id: id,
@@ -131,7 +199,8 @@ async fn list_user_assessments(
     }))
 }
 
-#[derive(Debug, Serialize)]
+/// A Didit session's current state.
+#[derive(Debug, Serialize, ToSchema)]
 struct SessionOut {
     session_id: String,
     status: String,
@@ -142,6 +211,18 @@ struct SessionOut {
     assessment: Option<AssessmentOut>,
 }
 
+/// A session's current status and the assessment of the event that set it.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "Didit's session id")),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "The session", body = SessionOut),
+        (status = 404, description = "No such session"),
+    )
+)]
 async fn get_session(
     State(state): State<AppState>,
     caller: Caller,
@@ -165,22 +246,37 @@ async fn get_session(
     }))
 }
 
-#[derive(Debug, Serialize)]
+/// The policy in force.
+#[derive(Debug, Serialize, ToSchema)]
 struct PolicyOut {
     name: String,
+    /// SHA-256 of the policy text: what every assessment records.
     hash: String,
+    /// Where it was loaded from.
     source: String,
     thresholds: Thresholds,
+    /// Each rule: id, points, decision and what it reads.
+    #[schema(value_type = Vec<Object>)]
     rules: Vec<riskhook_core::policy::RuleSummary>,
+    /// The policy file as loaded.
     text: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The scores at which the decision becomes review or freeze.
+#[derive(Debug, Serialize, ToSchema)]
 struct Thresholds {
     review: u8,
     freeze: u8,
 }
 
+/// The policy in force: its hash, thresholds, rules and text.
+#[utoipa::path(
+    get,
+    path = "/v1/policy",
+    tag = "policy",
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The policy in force", body = PolicyOut))
+)]
 async fn get_policy(
     State(AppState { policy, .. }): State<AppState>,
     caller: Caller,
@@ -198,13 +294,25 @@ async fn get_policy(
     }))
 }
 
-#[derive(Debug, Serialize)]
+/// What a reload changed.
+#[derive(Debug, Serialize, ToSchema)]
 struct ReloadOut {
     previous_hash: String,
     hash: String,
     rules: usize,
 }
 
+/// Loads the policy file again; the policy in force stays when the new one does not load.
+#[utoipa::path(
+    post,
+    path = "/v1/policy/reload",
+    tag = "policy",
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The new policy is in force", body = ReloadOut),
+        (status = 422, description = "The new policy did not load; the previous one stays"),
+    )
+)]
 async fn reload_policy(
     State(AppState { policy, .. }): State<AppState>,
     caller: Caller,

@@ -275,3 +275,136 @@ pub(crate) fn signed_headers(
         .map(|(name, value)| (name, value.to_owned()))
         .collect()
 }
+
+// --- The review and admin API (review_api.rs, roles.rs, openapi.rs) ------------------------
+
+/// A configuration with one API key per role (as [`spawn_app_with_keys`]) plus `extra_toml`,
+/// written to `dir`.
+pub(crate) fn keys_config(dir: &Path, extra_toml: &str) -> Config {
+    let mut toml = String::new();
+    for (id, role, key) in [
+        ("reader", "read", READ_KEY),
+        ("reviewer", "review", REVIEW_KEY),
+        ("admin", "admin", ADMIN_KEY),
+    ] {
+        toml.push_str(&format!(
+            "[[api_keys]]\nid = \"{id}\"\nrole = \"{role}\"\nhash = \"{}\"\n\n",
+            riskhook::config::api_key_hash(key)
+        ));
+    }
+    toml.push_str(extra_toml);
+    let config_path = dir.join("riskhook.toml");
+    std::fs::write(&config_path, toml).unwrap();
+    let db = format!("sqlite://{}", dir.join("riskhook.db").display());
+    Config::load_with_env(
+        Some(&config_path),
+        [
+            ("RISKHOOK_DIDIT_SECRET", SECRET),
+            ("RISKHOOK_LISTEN", "127.0.0.1:0"),
+            ("RISKHOOK_DATABASE_URL", db.as_str()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    )
+    .unwrap()
+}
+
+/// A fresh service with one API key per role and four eyes on.
+pub(crate) async fn spawn_app_with_four_eyes() -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let config = keys_config(dir.path(), "[review]\nfour_eyes = true\n");
+    let mut app = spawn_app_with_config(config).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// The whole application router over a fresh SQLite file, with one key per role, for
+/// `tower::ServiceExt::oneshot` requests (no server). Keep the directory alive while using it.
+pub(crate) async fn app_router() -> (axum::Router, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = keys_config(dir.path(), "");
+    let store = riskhook::store::open(&config.database_url).await.unwrap();
+    let policy = riskhook::policy::PolicyHandle::load(config.policy_path.as_deref()).unwrap();
+    let state = riskhook::state::AppState {
+        store,
+        config: Arc::new(config),
+        policy: Arc::new(policy),
+        clock: riskhook_didit::axum::system_clock(),
+    };
+    (riskhook::routes::router(state), dir)
+}
+
+/// A request through a router, read whole: (status, content type, JSON body or null).
+pub(crate) async fn oneshot(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+) -> (u16, Option<String>, serde_json::Value) {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    (status, content_type, json)
+}
+
+impl TestApp {
+    /// A request to the API with a JSON body.
+    pub(crate) async fn api_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).unwrap());
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        Reply::read(request.send().await.unwrap()).await
+    }
+
+    /// Delivers `fixture` rewritten as session `session_id` of `user`, signed at `t`; asserts
+    /// it was accepted and returns its decision.
+    pub(crate) async fn deliver_as(
+        &self,
+        fixture_name: &str,
+        session_id: &str,
+        user: &str,
+        t: i64,
+    ) -> String {
+        let mut v: serde_json::Value = serde_json::from_slice(&fixture(fixture_name)).unwrap();
+        v["session_id"] = serde_json::Value::from(session_id);
+        v["vendor_data"] = serde_json::Value::from(user);
+        v["event_id"] = serde_json::Value::from(uuid::Uuid::new_v4().to_string());
+        v["timestamp"] = serde_json::Value::from(t);
+        if let Some(decision) = v.get_mut("decision").and_then(|d| d.as_object_mut()) {
+            decision.insert("session_id".to_owned(), serde_json::Value::from(session_id));
+            decision.insert("vendor_data".to_owned(), serde_json::Value::from(user));
+        }
+        let reply = self.post_signed(&serde_json::to_vec(&v).unwrap(), t).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.json["assessment"]["decision"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}

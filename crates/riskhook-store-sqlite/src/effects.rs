@@ -1,0 +1,276 @@
+//! The effects shared by ingest and by people's commands, inside the writer's transaction:
+//! appending to the audit chain, gathering evidence into review cases, recomputing a user's
+//! profile and status, and writing the outbox when that changes.
+
+use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::audit::GENESIS;
+use riskhook_core::review::account_status;
+use riskhook_store::{AuditRecord, NewAuditEntry, StoreError, UserState, user_updated};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::writer::{decision_rank, map_err};
+
+/// A new time-ordered id with a prefix, e.g. `case_0193…`.
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Appends an entry to the hash chain. The writer thread is the only writer, so reading the
+/// head and appending after it inside one transaction cannot fork the chain.
+pub(crate) fn append_audit(
+    conn: &Connection,
+    entry: NewAuditEntry,
+) -> Result<AuditRecord, StoreError> {
+    let head: Option<(i64, String)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(map_err)?;
+    let (seq, prev) = head.unwrap_or((0, GENESIS.to_owned()));
+    let record = entry.link(seq + 1, new_id("aud"), prev);
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, id, at, actor, action, subject, reason, before, after,
+                                prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            record.seq,
+            record.id,
+            record.at,
+            record.actor,
+            record.action,
+            record.subject,
+            record.reason,
+            record.before,
+            record.after,
+            record.prev_hash,
+            record.hash,
+        ])
+    })
+    .map_err(map_err)?;
+    Ok(record)
+}
+
+/// Adds an assessment to its user's unresolved case, opening one if there is none. Returns
+/// the case id and whether it was opened now.
+pub(crate) fn gather_evidence(
+    conn: &Connection,
+    user_id: &str,
+    assessment_id: &str,
+    decision: Decision,
+    now: i64,
+) -> Result<(String, bool), StoreError> {
+    let new = new_id("case");
+    let case_id: String = conn
+        .prepare_cached(
+            "INSERT INTO cases (id, user_id, status, decision, decision_rank, opened_at, updated_at)
+             VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?5)
+             ON CONFLICT (user_id) WHERE status <> 'resolved' DO UPDATE SET
+                decision = CASE WHEN excluded.decision_rank > decision_rank
+                                THEN excluded.decision ELSE decision END,
+                decision_rank = MAX(decision_rank, excluded.decision_rank),
+                updated_at = excluded.updated_at
+             RETURNING id",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    new,
+                    user_id,
+                    decision.as_str(),
+                    decision_rank(decision),
+                    now
+                ],
+                |r| r.get(0),
+            )
+        })
+        .map_err(map_err)?;
+    conn.prepare_cached("UPDATE assessments SET case_id = ?1 WHERE id = ?2")
+        .and_then(|mut s| s.execute(params![case_id, assessment_id]))
+        .map_err(map_err)?;
+    let opened = case_id == new;
+    Ok((case_id, opened))
+}
+
+/// What caused a user's change, for the notification and the audit entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cause<'a> {
+    /// `assessment`, `case.resolved`, `user.frozen`, ...
+    pub(crate) what: &'a str,
+    /// Who: `system` or a key id.
+    pub(crate) actor: &'a str,
+    /// Unix seconds.
+    pub(crate) now: i64,
+}
+
+/// Recomputes a user from facts that do not depend on arrival order (the current assessments
+/// of their sessions, whether any assessment decided freeze, their unresolved case) and from
+/// the verdict of the last person to act. When the status or the decision moves, the outbox
+/// gets a `user.updated` notification for every configured endpoint and the audit log an
+/// entry, in this same transaction. Returns the user after the change.
+pub(crate) fn refresh_user(
+    conn: &Connection,
+    user_id: &str,
+    cause: Cause<'_>,
+) -> Result<UserState, StoreError> {
+    type Before = (String, String, u8, Option<String>, Option<String>, i64);
+    let before: Option<Before> = conn
+        .prepare_cached(
+            "SELECT status, decision, score, current_assessment_id, verdict, version
+             FROM users WHERE user_id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![user_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(map_err)?;
+    let (ever_frozen, open_case, current): (bool, Option<String>, Option<(String, u8, String)>) =
+        conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM assessments WHERE user_id = ?1 AND decision = 'freeze'),
+                    (SELECT decision FROM cases WHERE user_id = ?1 AND status <> 'resolved'),
+                    current.id, current.score, current.decision
+             FROM (SELECT 1) AS one
+             LEFT JOIN (SELECT a.id, a.score, a.decision
+                        FROM sessions s JOIN assessments a ON a.id = s.current_assessment_id
+                        WHERE s.vendor_data = ?1
+                        ORDER BY a.decision_rank DESC, a.score DESC, a.evaluated_at DESC,
+                                 s.session_id
+                        LIMIT 1) AS current ON 1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![user_id], |r| {
+                let id: Option<String> = r.get(2)?;
+                let current = match id {
+                    Some(id) => Some((id, r.get(3)?, r.get(4)?)),
+                    None => None,
+                };
+                Ok((r.get(0)?, r.get(1)?, current))
+            })
+        })
+        .map_err(map_err)?;
+    let (assessment_id, score, decision) = match current {
+        Some((id, score, decision)) => (Some(id), score, crate::parse_decision(&decision)?),
+        None => (None, 0, Decision::Approve),
+    };
+    let open_case = open_case
+        .as_deref()
+        .map(crate::parse_decision)
+        .transpose()?;
+    let (before_state, verdict, version) = match &before {
+        Some((status, decision, score, assessment_id, verdict, version)) => (
+            Some(UserState {
+                status: crate::parse_status(status)?,
+                decision: crate::parse_decision(decision)?,
+                score: *score,
+                assessment_id: assessment_id.clone(),
+            }),
+            verdict.as_deref().map(crate::parse_status).transpose()?,
+            *version,
+        ),
+        None => (None, None, 0),
+    };
+    let after = UserState {
+        status: account_status(verdict, open_case),
+        decision,
+        score,
+        assessment_id,
+    };
+    let changed = after.differs_from(before_state.as_ref());
+    let version = version + i64::from(changed);
+    conn.prepare_cached(
+        "INSERT INTO users (user_id, status, score, decision, current_assessment_id, ever_frozen,
+                            version, first_seen_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+         ON CONFLICT (user_id) DO UPDATE SET
+            status = excluded.status, score = excluded.score, decision = excluded.decision,
+            current_assessment_id = excluded.current_assessment_id,
+            ever_frozen = excluded.ever_frozen, version = excluded.version,
+            updated_at = excluded.updated_at",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            user_id,
+            after.status.as_str(),
+            after.score,
+            after.decision.as_str(),
+            after.assessment_id,
+            ever_frozen,
+            version,
+            cause.now,
+        ])
+    })
+    .map_err(map_err)?;
+    if changed {
+        notify(conn, user_id, before_state.as_ref(), &after, cause, version)?;
+        append_audit(
+            conn,
+            NewAuditEntry {
+                at: cause.now,
+                actor: cause.actor.to_owned(),
+                action: "user.updated".to_owned(),
+                subject: format!("user:{user_id}"),
+                reason: Some(format!("caused by {}", cause.what)),
+                before: before_state.as_ref().map(UserState::to_json),
+                after: Some(after.to_json()),
+            },
+        )?;
+    }
+    Ok(after)
+}
+
+/// Writes a `user.updated` notification and one pending delivery per configured endpoint
+/// (disabled ones included: their deliveries wait until the endpoint is enabled again).
+fn notify(
+    conn: &Connection,
+    user_id: &str,
+    before: Option<&UserState>,
+    after: &UserState,
+    cause: Cause<'_>,
+    version: i64,
+) -> Result<(), StoreError> {
+    let message_id = new_id("msg");
+    let payload = user_updated(user_id, before, after, cause.what, version, cause.now);
+    let now_ms = cause.now.saturating_mul(1000);
+    let seq: i64 = conn
+        .prepare_cached(
+            "INSERT INTO outbox (id, user_id, event_type, payload, created_at)
+             VALUES (?1, ?2, 'user.updated', ?3, ?4) RETURNING seq",
+        )
+        .and_then(|mut s| s.query_row(params![message_id, user_id, payload, now_ms], |r| r.get(0)))
+        .map_err(map_err)?;
+    conn.prepare_cached(
+        "INSERT INTO deliveries (id, message_seq, endpoint_id, user_id, status, next_attempt_at,
+                                 created_at)
+         SELECT 'dlv_' || lower(hex(randomblob(12))), ?1, id, ?2, 'pending', ?3, ?3
+         FROM endpoints WHERE configured = 1",
+    )
+    .and_then(|mut s| s.execute(params![seq, user_id, now_ms]))
+    .map_err(map_err)?;
+    metrics::counter!("riskhook_notifications_queued_total").increment(1);
+    Ok(())
+}
+
+/// Sets the verdict of a person on a user.
+pub(crate) fn set_verdict(
+    conn: &Connection,
+    user_id: &str,
+    verdict: UserStatus,
+    actor: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE users SET verdict = ?2, verdict_at = ?3, verdict_by = ?4 WHERE user_id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![user_id, verdict.as_str(), now, actor]))
+    .map_err(map_err)?;
+    Ok(())
+}

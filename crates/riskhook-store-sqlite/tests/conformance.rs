@@ -1,0 +1,28 @@
+//! The store conformance suite (`riskhook_store::conformance`) against SQLite, each case on a
+//! fresh temporary database.
+
+use riskhook_store::conformance;
+use riskhook_store_sqlite::SqliteStore;
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $case() {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
+            let store = SqliteStore::open(&url).await.expect("open");
+            conformance::$case(&store).await;
+            store.close().await;
+        }
+    )*};
+}
+
+conformance!(
+    ingest_is_exactly_once,
+    evidence_gathers_into_one_case,
+    resolving_a_case_sets_the_verdict,
+    four_eyes_needs_a_second_key,
+    audit_chain_is_intact,
+    keys_are_stored_hashed_and_revocable,
+    outbox_claims_in_order_with_leases,
+);

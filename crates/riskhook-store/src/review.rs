@@ -1,0 +1,126 @@
+//! Records of manual review: cases, account actions, and what review commands return.
+
+use riskhook_core::assessment::Decision;
+use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
+
+use crate::{StoreError, UserRecord};
+
+/// A review case: the evidence about one user waiting for (or judged by) a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRecord {
+    /// Our id (`case_…`).
+    pub id: String,
+    /// The user it is about.
+    pub user_id: String,
+    /// Where it stands.
+    pub status: CaseStatus,
+    /// The strictest decision among its evidence (`review` or `freeze`).
+    pub decision: Decision,
+    /// The key that claimed it.
+    pub assignee: Option<String>,
+    /// When it opened, Unix seconds.
+    pub opened_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+    /// When it was resolved.
+    pub resolved_at: Option<i64>,
+    /// Who resolved it (the second person, when one was needed).
+    pub resolved_by: Option<String>,
+    /// The outcome.
+    pub outcome: Option<Outcome>,
+    /// The reason given with the outcome.
+    pub reason: Option<String>,
+    /// Its evidence: the assessments that decided review or freeze, oldest first.
+    pub assessment_ids: Vec<String>,
+}
+
+/// Which cases to list. Pages by id (ids grow with time): `after` is the last id seen.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only cases in this state.
+    pub status: Option<CaseStatus>,
+    /// Only cases claimed by this key.
+    pub assignee: Option<String>,
+    /// Only cases whose evidence decided this.
+    pub decision: Option<Decision>,
+    /// Only cases opened at or before this time (their age is at least `now - this`).
+    pub opened_before: Option<i64>,
+    /// Only this user's cases.
+    pub user_id: Option<String>,
+    /// Cases after this id.
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A manual account action, or a case resolution waiting for a second person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    /// Our id (`act_…`).
+    pub id: String,
+    /// What it does.
+    pub kind: ActionKind,
+    /// The user it acts on.
+    pub user_id: String,
+    /// The case it resolves ([`ActionKind::ResolveCase`]).
+    pub case_id: Option<String>,
+    /// The case outcome it applies ([`ActionKind::ResolveCase`]).
+    pub outcome: Option<Outcome>,
+    /// The requester's reason.
+    pub reason: String,
+    /// The key that asked.
+    pub requested_by: String,
+    /// When.
+    pub requested_at: i64,
+    /// Where it stands.
+    pub status: ActionStatus,
+    /// The second person, or the requester when none was needed.
+    pub decided_by: Option<String>,
+    /// When it was applied or rejected.
+    pub decided_at: Option<i64>,
+    /// The second person's reason.
+    pub decision_reason: Option<String>,
+}
+
+/// What a review command changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewOutcome {
+    /// The user, after the command.
+    pub user: UserRecord,
+    /// The case it touched, after the command.
+    pub case: Option<CaseRecord>,
+    /// The action it recorded: `pending` when a second person must approve.
+    pub action: Option<ActionRecord>,
+}
+
+/// Why a command was refused. The HTTP layer maps each to its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The thing named does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// `user`, `case`, `action`, `key`, `delivery` or `endpoint`.
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The command does not apply to the thing's current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The command needs a different person (four eyes).
+    #[error("{0}")]
+    SamePerson(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CommandError {
+    /// A [`CommandError::NotFound`].
+    pub fn not_found(kind: &'static str, id: &str) -> Self {
+        CommandError::NotFound {
+            kind,
+            id: id.to_owned(),
+        }
+    }
+}
