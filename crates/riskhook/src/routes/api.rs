@@ -314,7 +314,12 @@ struct ReloadOut {
     )
 )]
 async fn reload_policy(
-    State(AppState { policy, .. }): State<AppState>,
+    State(AppState {
+        policy,
+        store,
+        clock,
+        ..
+    }): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ReloadOut>> {
     caller.require(Role::Admin)?;
@@ -326,6 +331,16 @@ async fn reload_policy(
                 to = new.hash(),
                 "policy reloaded (API)"
             );
+            // In force already; a failure to audit it is a 503 the caller can retry (a reload
+            // of the same policy records it then).
+            crate::policy::record_in_force(
+                store.as_ref(),
+                &new,
+                &policy.source_name(),
+                &caller.key_id,
+                clock(),
+            )
+            .await?;
             Ok(Json(ReloadOut {
                 previous_hash,
                 hash: new.hash().to_owned(),

@@ -201,6 +201,19 @@ async fn a_policy_reload_swaps_atomically_and_a_broken_policy_is_refused() {
     let new_hash = Policy::load(&strict).unwrap().hash().to_owned();
     assert_eq!(reloaded.json["hash"], new_hash.as_str());
 
+    // The audit log has the policy at start (by the system) and the reload (by the admin
+    // key); the refused reload changed nothing.
+    let audit = app.store.audit(0, 100).await.unwrap();
+    let changes: Vec<(&str, bool)> = audit
+        .iter()
+        .filter(|e| e.action == "policy.activated")
+        .map(|e| {
+            let after = e.after.as_deref().unwrap();
+            (e.actor.as_str(), after.contains(&new_hash))
+        })
+        .collect();
+    assert_eq!(changes, [("system", false), ("admin", true)]);
+
     // New events are assessed under the new policy.
     let t = now();
     let body = riskhook::delivery::restamp(&fixture("status-updated-in-review-risky.json"), t);
