@@ -343,7 +343,11 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         let Some(row) = row else { return Ok(None) };
         let sessions: Vec<String> = sqlx::query_scalar(
-            "SELECT session_id FROM sessions WHERE vendor_data = ? ORDER BY first_seen_at, session_id",
+            // Ordered by the session's earliest event time, a fact of the set of its events,
+            // so the list is the same whatever order the events arrived in.
+            "SELECT s.session_id FROM sessions s WHERE s.vendor_data = ?
+             ORDER BY (SELECT MIN(e.event_timestamp) FROM events e WHERE e.session_id = s.session_id),
+                      s.session_id",
         )
         .bind(user_id)
         .fetch_all(&self.reader)

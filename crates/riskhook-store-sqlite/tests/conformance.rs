@@ -25,4 +25,7 @@ conformance!(
     audit_chain_is_intact,
     keys_are_stored_hashed_and_revocable,
     outbox_claims_in_order_with_leases,
+    concurrent_identical_deliveries_are_stored_once,
+    concurrent_events_of_one_user_end_as_one_by_one,
+    concurrent_dispatchers_never_share_a_delivery,
 );

@@ -488,3 +488,302 @@ pub async fn outbox_claims_in_order_with_leases(store: &dyn Store) {
     );
     assert!(store.outbox_backlog().await.unwrap() >= 1);
 }
+
+// --- Concurrent writers ----------------------------------------------------------------------
+//
+// A backend shared by several instances meets the same requests at the same moment. These cases
+// put many store calls in flight at once and check that the outcome is the one a single writer
+// would give.
+
+/// Drives every future at once, on this task, and returns their outputs in order. Every store
+/// call is in flight together with the others — which is what a database sees of concurrent
+/// requests — without the store having to be `'static` for `tokio::spawn`.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+fn verify_chain(entries: &[crate::AuditRecord]) {
+    let mut verifier = ChainVerifier::new();
+    for e in entries {
+        verifier.check(&e.fields(), &e.hash).unwrap();
+    }
+}
+
+/// Sixteen copies of one delivery arriving at once (with a user, and without one) store one
+/// event: exactly one is accepted, every other is a duplicate naming it.
+pub async fn concurrent_identical_deliveries_are_stored_once(store: &dyn Store) {
+    const COPIES: u32 = 16;
+    for (first, user, session) in [(100, Some("u-c1"), "sess-c1"), (200, None, "sess-c2")] {
+        let copies = (first..first + COPIES)
+            .map(|n| {
+                // Each request gets its own event and assessment ids, as the service assigns
+                // them before the insert; the delivery and content keys are the same.
+                let mut copy = event(n, "", session, "Approved", 1_780_000_500);
+                copy.delivery_key = Some(format!("delivery-{session}"));
+                copy.vendor_data = user.map(str::to_owned);
+                store.ingest(copy, Some(assessment(n, Decision::Review, 60)))
+            })
+            .collect();
+        let outcomes: Vec<IngestOutcome> = join_all(copies)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let accepted: Vec<&String> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                IngestOutcome::Accepted { id, .. } => Some(id),
+                IngestOutcome::Duplicate { .. } => None,
+            })
+            .collect();
+        assert_eq!(accepted.len(), 1, "exactly one accepted: {outcomes:?}");
+        let id = accepted[0].clone();
+        for outcome in &outcomes {
+            if let IngestOutcome::Duplicate { id: original } = outcome {
+                assert_eq!(original, &id, "{outcomes:?}");
+            }
+        }
+    }
+    assert_eq!(store.count_events().await.unwrap(), 2);
+    assert_eq!(store.user_assessments("u-c1", 100).await.unwrap().len(), 1);
+    let case = open_case(store, "u-c1").await.expect("a case");
+    assert_eq!(case.assessment_ids.len(), 1);
+    let entries = store.audit(0, 10_000).await.unwrap();
+    verify_chain(&entries);
+    let recorded = entries
+        .iter()
+        .filter(|e| e.action == "assessment.recorded")
+        .count();
+    assert_eq!(recorded, 2, "one assessment.recorded per stored event");
+}
+
+/// Many events of one user (six sessions, four events each, deciding approve, review or
+/// freeze) arriving at once end in the state feeding them one by one gives, computed here
+/// from the set: each session at its greatest observation, the user's decision and score
+/// those of the strictest current assessment, one open case holding every review and freeze
+/// assessment, frozen since one decided freeze; and an intact audit chain with one
+/// `assessment.recorded` per event and one notification per change of the user.
+pub async fn concurrent_events_of_one_user_end_as_one_by_one(store: &dyn Store) {
+    const USER: &str = "u-many";
+    const STATUSES: [&str; 4] = ["In Progress", "In Review", "Approved", "Declined"];
+    store.sync_endpoints(&["app".to_owned()], 0).await.unwrap();
+    let decide = |n: u32| match n % 7 {
+        0 => Decision::Freeze,
+        1..=3 => Decision::Review,
+        _ => Decision::Approve,
+    };
+    let score = |n: u32| u8::try_from(n * 37 % 101).unwrap();
+    // (n, session, timestamp): within a session, later j has the later timestamp.
+    let events: Vec<(u32, String, i64)> = (0..6u32)
+        .flat_map(|k| {
+            (0..4u32).map(move |j| {
+                let n = 300 + k * 4 + j;
+                let timestamp = 1_780_001_000 + i64::from(j * 10 + k);
+                (n, format!("sess-many-{k}"), timestamp)
+            })
+        })
+        .collect();
+    let ingests = events
+        .iter()
+        .map(|(n, session, timestamp)| {
+            let status = STATUSES[(*n % 4) as usize];
+            store.ingest(
+                event(*n, USER, session, status, *timestamp),
+                Some(assessment(*n, decide(*n), score(*n))),
+            )
+        })
+        .collect();
+    for outcome in join_all(ingests).await {
+        assert!(
+            matches!(outcome, Ok(IngestOutcome::Accepted { .. })),
+            "{outcome:?}"
+        );
+    }
+
+    // Each session's current event is its last (j = 3).
+    let current: Vec<u32> = (0..6u32).map(|k| 300 + k * 4 + 3).collect();
+    for (k, n) in current.iter().enumerate() {
+        let session = store
+            .session(&format!("sess-many-{k}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(session.status_event_id, format!("evt_{n:08}"));
+        assert_eq!(
+            session.current_assessment_id,
+            Some(format!("asm_{n:08}")),
+            "session {k}"
+        );
+        assert_eq!(session.event_count, 4);
+    }
+    // The strictest current assessment: decision, then score, then the latest evaluated.
+    let strictest = current
+        .iter()
+        .copied()
+        .max_by_key(|n| (decide(*n), score(*n), *n))
+        .unwrap();
+    let evidence: Vec<String> = events
+        .iter()
+        .filter(|(n, ..)| decide(*n) >= Decision::Review)
+        .map(|(n, ..)| format!("asm_{n:08}"))
+        .collect();
+    let any_freeze = events.iter().any(|(n, ..)| decide(*n) == Decision::Freeze);
+    assert!(any_freeze, "the test needs freeze evidence");
+
+    let user = store.user(USER).await.unwrap().unwrap();
+    assert_eq!(user.status, UserStatus::Frozen);
+    assert_eq!(user.verdict, None);
+    assert_eq!(user.decision, decide(strictest));
+    assert_eq!(user.score, score(strictest));
+    assert_eq!(
+        user.current_assessment_id,
+        Some(format!("asm_{strictest:08}"))
+    );
+    assert!(user.ever_frozen);
+    let mut sessions = user.sessions.clone();
+    sessions.sort();
+    let expected: Vec<String> = (0..6).map(|k| format!("sess-many-{k}")).collect();
+    assert_eq!(sessions, expected);
+
+    let cases = store
+        .cases(&CaseFilter {
+            user_id: Some(USER.to_owned()),
+            limit: 100,
+            ..CaseFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cases.len(), 1, "one case: {cases:?}");
+    assert_eq!(cases[0].status, CaseStatus::Open);
+    assert_eq!(cases[0].decision, Decision::Freeze);
+    assert_eq!(cases[0].assessment_ids, evidence, "every review and freeze");
+
+    let entries = store.audit(0, 10_000).await.unwrap();
+    verify_chain(&entries);
+    let count = |action: &str| entries.iter().filter(|e| e.action == action).count();
+    assert_eq!(count("assessment.recorded"), events.len());
+    assert_eq!(count("case.opened"), 1);
+    // The number of changes depends on arrival order; each one is audited and notified once.
+    let version = usize::try_from(user.version).unwrap();
+    assert!(version >= 1);
+    assert_eq!(count("user.updated"), version);
+    let notified = store
+        .deliveries(&DeliveryFilter {
+            user_id: Some(USER.to_owned()),
+            limit: 1_000,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(notified.len(), version);
+    let last = notified.first().unwrap();
+    assert!(
+        last.payload.contains(&format!("\"version\":{version}")),
+        "{}",
+        last.payload
+    );
+}
+
+/// Several dispatchers claiming at once never get the same delivery, and still deliver each
+/// user's notifications to each endpoint in order.
+pub async fn concurrent_dispatchers_never_share_a_delivery(store: &dyn Store) {
+    store
+        .sync_endpoints(&["app".to_owned(), "crm".to_owned()], 0)
+        .await
+        .unwrap();
+    // Twelve users at once (so the audit chain and the outbox have concurrent writers too),
+    // two changes each in order (in review, then frozen), to two endpoints.
+    let users = (0..12u32)
+        .map(|u| async move {
+            let user = format!("u-d{u}");
+            ingest(store, 500 + u * 2, &user, Decision::Review).await;
+            ingest(store, 501 + u * 2, &user, Decision::Freeze).await;
+        })
+        .collect();
+    join_all(users).await;
+    verify_chain(&store.audit(0, 10_000).await.unwrap());
+    let all = store
+        .deliveries(&DeliveryFilter {
+            limit: 1_000,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 48);
+    // One clock for every dispatcher, so `delivered_at` orders the attempts.
+    let clock = std::sync::atomic::AtomicI64::new(1_790_000_000_000);
+    let tick = || clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dispatch = |owner: String| async move {
+        let mut claimed = Vec::new();
+        loop {
+            let claim = Claim {
+                owner: owner.clone(),
+                now: tick(),
+                lease: 600_000,
+                limit: 3,
+            };
+            let batch = store.claim_deliveries(&claim).await.unwrap();
+            if batch.is_empty() {
+                return claimed;
+            }
+            for d in batch {
+                let ok = store
+                    .record_attempt(&d.id, &owner, Attempt::Delivered { status: 200 }, tick())
+                    .await
+                    .unwrap();
+                assert!(ok, "{owner} holds the claim on {}", d.id);
+                claimed.push(d.id);
+            }
+        }
+    };
+    let claimed: Vec<String> = join_all((0..4).map(|i| dispatch(format!("d{i}"))).collect())
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut unique = claimed.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), claimed.len(), "a delivery was claimed twice");
+    assert_eq!(claimed.len(), all.len(), "every delivery was claimed");
+    assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+    for u in 0..12u32 {
+        for endpoint in ["app", "crm"] {
+            let mut mine = store
+                .deliveries(&DeliveryFilter {
+                    user_id: Some(format!("u-d{u}")),
+                    endpoint_id: Some(endpoint.to_owned()),
+                    limit: 100,
+                    ..DeliveryFilter::default()
+                })
+                .await
+                .unwrap();
+            mine.reverse(); // oldest first
+            assert_eq!(mine.len(), 2);
+            assert!(mine.iter().all(|d| d.status == DeliveryStatus::Delivered));
+            assert!(
+                mine[0].delivered_at < mine[1].delivered_at,
+                "order per user and endpoint: {mine:?}"
+            );
+        }
+    }
+}

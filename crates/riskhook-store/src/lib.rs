@@ -175,7 +175,7 @@ pub struct UserRecord {
     pub current_assessment_id: Option<String>,
     /// Whether any assessment ever decided freeze.
     pub ever_frozen: bool,
-    /// The user's sessions, oldest first.
+    /// The user's sessions, oldest first by their earliest event's timestamp (not arrival).
     pub sessions: Vec<String>,
     /// When riskhook first saw the user.
     pub first_seen_at: i64,

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::notify::{self, Dispatcher};
+use crate::notify::{self, Dispatcher, NatsProbe, NatsSink};
 use crate::policy::PolicyHandle;
 use crate::routes;
 use crate::state::AppState;
@@ -26,12 +26,15 @@ pub struct App {
     state: AppState,
     /// Sends outbound notifications once [`App::run`] starts it.
     dispatcher: Dispatcher,
+    /// The NATS connection's state for `/readyz`, when NATS is configured.
+    nats: Option<NatsProbe>,
 }
 
 impl App {
     /// Opens the store named by the configuration and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let store = crate::store::open(&config.database_url).await?;
+        let store =
+            crate::store::open_with(&config.database_url, config.database_max_connections).await?;
         Self::build_with(config, store, system_clock()).await
     }
 
@@ -42,8 +45,16 @@ impl App {
         clock: Clock,
     ) -> anyhow::Result<Self> {
         let policy = PolicyHandle::load(config.policy_path.as_deref())?;
+        // Connects in the background: a NATS server that is down (or comes up later) does not
+        // stop the start; its deliveries wait in the outbox.
+        let nats = match &config.nats {
+            Some(nats) => Some(NatsSink::connect(nats, config.notify.timeout).await?),
+            None => None,
+        };
+        let nats_probe = nats.as_ref().map(NatsSink::probe);
         let dispatcher = Dispatcher::new(
             &config.notify,
+            nats,
             store.clone(),
             notify::system_millis(),
             notify::random_jitter(),
@@ -77,6 +88,7 @@ impl App {
                 clock,
             },
             dispatcher,
+            nats: nats_probe,
         })
     }
 
@@ -114,7 +126,11 @@ impl App {
             hangups(),
         ));
         tracing::info!(address = %self.local_addr()?, "riskhook listening");
-        let router = routes::router(self.state);
+        let mut router = routes::router(self.state);
+        if let Some(probe) = self.nats {
+            // For /readyz only; routes without NATS configured see no extension.
+            router = router.layer(axum::Extension(probe));
+        }
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
         let mut dispatcher = tokio::spawn(self.dispatcher.run(stopping_rx.clone(), grace));
         let signal = async move {

@@ -523,17 +523,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let url = DatabaseUrl::new(args.db.database_url);
-    let store = riskhook_store_sqlite::SqliteStore::connect(url.expose())
-        .await
-        .context("cannot open the database")?;
-    let applied = store.migrate().await.context("migration failed")?;
+    let applied = crate::store::migrate(&DatabaseUrl::new(args.db.database_url)).await?;
     if applied.is_empty() {
         println!("database is up to date");
     } else {
         println!("applied migrations: {applied:?}");
     }
-    store.close().await;
     Ok(())
 }
 

@@ -24,6 +24,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
     "database_url",
+    "database_max_connections",
     "log_format",
     "log_filter",
     "request_timeout",
@@ -33,6 +34,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "api_keys",
     "review",
     "notify",
+    "nats",
 ];
 
 /// The validated configuration.
@@ -42,6 +44,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The database URL (may hold a password: redacted in `Debug`).
     pub database_url: DatabaseUrl,
+    /// The PostgreSQL connection pool's size (SQLite has one writer and a fixed read pool).
+    pub database_max_connections: u32,
     /// Log output format.
     pub log_format: LogFormat,
     /// Default tracing filter.
@@ -60,6 +64,8 @@ pub struct Config {
     pub review: ReviewConfig,
     /// Outbound notifications (Standard Webhooks).
     pub notify: NotifyConfig,
+    /// Notifications published to NATS JetStream, or `None` when `nats.url` is unset.
+    pub nats: Option<NatsConfig>,
 }
 
 /// Manual review settings.
@@ -91,6 +97,82 @@ pub struct NotifyConfig {
     pub concurrency: usize,
     /// The endpoints (URLs and secrets redacted in `Debug`).
     pub webhooks: Vec<crate::notify::Endpoint>,
+}
+
+/// The NATS JetStream sink: one more notification endpoint, whose deliveries are published to
+/// a stream instead of POSTed (see [`crate::notify::nats`]).
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// The servers to connect to (user info redacted in `Debug`).
+    pub servers: NatsServers,
+    /// Subjects are `<subject_prefix>.<encoded user id>`.
+    pub subject_prefix: String,
+    /// The stream, created when missing with subjects `<subject_prefix>.>`.
+    pub stream: String,
+    /// The duplicate window of a stream riskhook creates: a re-publish of the same message
+    /// within it is stored once.
+    pub duplicate_window: Duration,
+    /// How to authenticate.
+    pub auth: NatsAuth,
+    /// The endpoint id of the sink (endpoints table, metrics, `/v1/deliveries`).
+    pub endpoint_id: String,
+}
+
+/// NATS server URLs. User info given in `nats.url` is moved to [`NatsAuth::UserPassword`] at
+/// validation, so these never hold a password (the client logs them at debug level).
+#[derive(Clone)]
+pub struct NatsServers(Vec<async_nats::ServerAddr>);
+
+impl NatsServers {
+    /// The addresses, for connecting.
+    pub fn addrs(&self) -> &[async_nats::ServerAddr] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NatsServers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<String> = self
+            .0
+            .iter()
+            .map(|a| {
+                let url = a.clone().into_inner();
+                crate::notify::redacted_url(&url)
+            })
+            .collect();
+        f.debug_tuple("NatsServers").field(&shown).finish()
+    }
+}
+
+/// How riskhook authenticates to NATS. The token and the credentials never appear in `Debug`.
+#[derive(Clone)]
+pub enum NatsAuth {
+    /// No credentials.
+    None,
+    /// User and password, taken out of `nats.url` (`nats://user:password@host`).
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// A token, read from the environment variable named by `nats.token_env`.
+    Token(String),
+    /// A `.creds` file (JWT and NKey seed), read when connecting.
+    CredentialsFile(PathBuf),
+}
+
+impl fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NatsAuth::None => f.write_str("None"),
+            NatsAuth::UserPassword { .. } => f.write_str("UserPassword(***)"),
+            NatsAuth::Token(_) => f.write_str("Token(***)"),
+            NatsAuth::CredentialsFile(path) => {
+                f.debug_tuple("CredentialsFile").field(path).finish()
+            }
+        }
+    }
 }
 
 pub use riskhook_store::Role;
@@ -227,6 +309,7 @@ pub enum LogFormat {
 struct RawConfig {
     listen: String,
     database_url: String,
+    database_max_connections: u32,
     log_format: LogFormat,
     log_filter: String,
     #[serde(deserialize_with = "duration")]
@@ -241,6 +324,20 @@ struct RawConfig {
     #[serde(default)]
     review: ReviewConfig,
     notify: RawNotify,
+    nats: RawNats,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNats {
+    url: Option<String>,
+    subject_prefix: String,
+    stream: String,
+    #[serde(deserialize_with = "duration")]
+    duplicate_window: Duration,
+    token_env: Option<String>,
+    credentials_file: Option<PathBuf>,
+    endpoint_id: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -409,17 +506,24 @@ impl RawConfig {
             )
         })?;
         let database_url = self.database_url.trim().to_owned();
-        if !(database_url.starts_with("sqlite:")) {
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| database_url.starts_with(scheme))
+        {
             bail!(
-                "invalid configuration: database_url: unsupported scheme in `{}`; this build supports sqlite://FILE and sqlite::memory:",
+                "invalid configuration: database_url: unsupported scheme in `{}`; use sqlite://FILE, sqlite::memory: or postgres://USER@HOST:PORT/DATABASE",
                 scheme_of(&database_url)
             );
+        }
+        if self.database_max_connections == 0 {
+            bail!("invalid configuration: database_max_connections must be at least 1");
         }
         if self.request_timeout.is_zero() {
             bail!("invalid configuration: request_timeout must be greater than zero");
         }
         let didit = self.didit.validate(env)?;
         let notify = self.notify.validate(env)?;
+        let nats = self.nats.validate(env, &notify)?;
         let mut api_keys = Vec::new();
         for (i, raw) in self.api_keys.into_iter().enumerate() {
             let at = format!("api_keys[{i}]");
@@ -445,6 +549,7 @@ impl RawConfig {
         Ok(Config {
             listen,
             database_url: DatabaseUrl::new(database_url),
+            database_max_connections: self.database_max_connections,
             log_format: self.log_format,
             log_filter: self.log_filter,
             request_timeout: self.request_timeout,
@@ -454,6 +559,7 @@ impl RawConfig {
             api_keys: ApiKeys(api_keys),
             review: self.review,
             notify,
+            nats,
         })
     }
 }
@@ -622,6 +728,128 @@ impl RawNotify {
     }
 }
 
+impl RawNats {
+    fn validate(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+        notify: &NotifyConfig,
+    ) -> anyhow::Result<Option<NatsConfig>> {
+        let Some(url) = self.url.filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let mut servers = Vec::new();
+        let mut user_password: Option<(String, String)> = None;
+        for one in url.split(',').map(str::trim) {
+            let parsed = reqwest::Url::parse(one)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "nats" | "tls") && u.host_str().is_some());
+            let Some(mut parsed) = parsed else {
+                // Not the text itself: it may hold a password.
+                bail!(
+                    "invalid configuration: nats.url: expected nats://HOST:PORT or tls://HOST:PORT, comma-separated for a cluster"
+                );
+            };
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                // The client ignores user info in a URL (and logs URLs at debug level): pass
+                // it as credentials instead, and keep it out of the address.
+                let pair = percent_decode(parsed.username())
+                    .zip(percent_decode(parsed.password().unwrap_or_default()))
+                    .context(
+                        "invalid configuration: nats.url: the user or password is not UTF-8",
+                    )?;
+                if user_password.as_ref().is_some_and(|known| *known != pair) {
+                    bail!(
+                        "invalid configuration: nats.url: every server must have the same user and password"
+                    );
+                }
+                user_password = Some(pair);
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+            }
+            let addr = async_nats::ServerAddr::from_url(parsed).map_err(|_| {
+                anyhow::anyhow!("invalid configuration: nats.url: not a NATS server URL")
+            })?;
+            servers.push(addr);
+        }
+        crate::notify::nats::check_subject_prefix(&self.subject_prefix)
+            .map_err(|why| anyhow::anyhow!("invalid configuration: nats.subject_prefix: {why}"))?;
+        crate::notify::nats::check_stream_name(&self.stream)
+            .map_err(|why| anyhow::anyhow!("invalid configuration: nats.stream: {why}"))?;
+        if self.duplicate_window <= notify.lease {
+            bail!(
+                "invalid configuration: nats.duplicate_window must be longer than notify.lease, or a message re-published after a lease ended could be stored twice"
+            );
+        }
+        let plain = self
+            .endpoint_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if self.endpoint_id.is_empty() || self.endpoint_id.len() > 64 || !plain {
+            bail!(
+                "invalid configuration: nats.endpoint_id: `{}` must be 1 to 64 letters, digits, `-`, `_` or `.`",
+                self.endpoint_id
+            );
+        }
+        if notify.webhooks.iter().any(|w| w.id == self.endpoint_id) {
+            bail!(
+                "invalid configuration: nats.endpoint_id: `{}` is also the id of a notify.webhooks endpoint",
+                self.endpoint_id
+            );
+        }
+        let auth = match (self.token_env, self.credentials_file, user_password) {
+            (None, None, None) => NatsAuth::None,
+            (None, None, Some((user, password))) => NatsAuth::UserPassword { user, password },
+            (Some(var), None, None) => NatsAuth::Token(env(&var).with_context(|| {
+                format!(
+                    "invalid configuration: nats.token_env: environment variable {var} is not set"
+                )
+            })?),
+            (None, Some(path), None) => {
+                if !path.is_file() {
+                    bail!(
+                        "invalid configuration: nats.credentials_file: {} is not a file",
+                        path.display()
+                    );
+                }
+                NatsAuth::CredentialsFile(path)
+            }
+            _ => bail!(
+                "invalid configuration: nats: give at most one of a user and password in nats.url, nats.token_env or nats.credentials_file"
+            ),
+        };
+        Ok(Some(NatsConfig {
+            servers: NatsServers(servers),
+            subject_prefix: self.subject_prefix,
+            stream: self.stream,
+            duplicate_window: self.duplicate_window,
+            auth,
+            endpoint_id: self.endpoint_id,
+        }))
+    }
+}
+
+/// `%XX` escapes decoded (as in a URL's user info); `None` when the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.bytes();
+    while let Some(byte) = rest.next() {
+        if byte == b'%' {
+            let mut hex = rest.clone();
+            let decoded = hex
+                .next()
+                .zip(hex.next())
+                .and_then(|(h, l)| u8::from_str_radix(std::str::from_utf8(&[h, l]).ok()?, 16).ok());
+            if let Some(decoded) = decoded {
+                bytes.push(decoded);
+                rest = hex;
+                continue;
+            }
+        }
+        bytes.push(byte);
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// An absolute `http` or `https` URL with a host. HTTPS needs the `tls` cargo feature: without
 /// it the client cannot speak TLS, and saying so at start beats failing every attempt.
 fn parse_webhook_url(text: &str) -> Result<reqwest::Url, String> {
@@ -714,7 +942,7 @@ mod tests {
     #[test]
     fn invalid_values_name_their_key() {
         let secret = ("RISKHOOK_DIDIT_SECRET", "s");
-        let cases: [(&[(&str, &str)], &str); 5] = [
+        let cases: [(&[(&str, &str)], &str); 6] = [
             (&[secret, ("RISKHOOK_LISTEN", "nowhere")], "listen"),
             (
                 &[secret, ("RISKHOOK_DIDIT__TOLERANCE", "soon")],
@@ -727,6 +955,10 @@ mod tests {
             (
                 &[secret, ("RISKHOOK_DATABASE_URL", "mysql://x")],
                 "database_url",
+            ),
+            (
+                &[secret, ("RISKHOOK_DATABASE_MAX_CONNECTIONS", "0")],
+                "database_max_connections",
             ),
             (&[secret, ("RISKHOOK_LOG_FORMAT", "xml")], "log_format"),
         ];
@@ -921,6 +1153,104 @@ mod tests {
                 message.contains("notify.webhooks[0].url") && message.contains("tls"),
                 "{message}"
             );
+        }
+    }
+
+    #[test]
+    fn nats_is_off_by_default_and_has_documented_defaults() {
+        let secret = ("RISKHOOK_DIDIT_SECRET", "s");
+        assert!(load(&[secret]).expect("loads").nats.is_none());
+        let config = load(&[
+            secret,
+            (
+                "RISKHOOK_NATS__URL",
+                "nats://bob:hunter2%21@127.0.0.1:4222, tls://bob:hunter2%21@nats.internal:4443",
+            ),
+        ])
+        .expect("loads");
+        let nats = config.nats.as_ref().expect("configured");
+        assert_eq!(nats.servers.addrs().len(), 2);
+        assert_eq!(nats.subject_prefix, "riskhook.decisions");
+        assert_eq!(nats.stream, "RISKHOOK_DECISIONS");
+        assert_eq!(nats.duplicate_window, Duration::from_secs(120));
+        assert_eq!(nats.endpoint_id, "nats");
+        // The client ignores (and logs) user info in a URL: it becomes credentials.
+        assert!(matches!(
+            &nats.auth,
+            NatsAuth::UserPassword { user, password } if user == "bob" && password == "hunter2!"
+        ));
+        for addr in nats.servers.addrs() {
+            assert!(addr.username().is_none() && addr.password().is_none());
+        }
+        let text = format!("{config:?}");
+        for hidden in ["hunter2", "bob"] {
+            assert!(!text.contains(hidden), "{hidden} in {text}");
+        }
+        assert!(text.contains("nats://127.0.0.1:4222"), "{text}");
+
+        let token = [
+            secret,
+            ("RISKHOOK_NATS__URL", "nats://127.0.0.1:4222"),
+            ("RISKHOOK_NATS__TOKEN_ENV", "NATS_TOKEN"),
+            ("NATS_TOKEN", "s3cr3t-t0k3n"),
+        ];
+        let config = load(&token).expect("loads");
+        let nats = config.nats.as_ref().expect("configured");
+        assert!(matches!(&nats.auth, NatsAuth::Token(t) if t == "s3cr3t-t0k3n"));
+        assert!(!format!("{config:?}").contains("s3cr3t-t0k3n"));
+        // One kind of credentials at a time.
+        let mut both = token.to_vec();
+        both[1] = ("RISKHOOK_NATS__URL", "nats://bob:pw@127.0.0.1:4222");
+        assert!(error(load(&both)).contains("at most one"));
+    }
+
+    #[test]
+    fn invalid_nats_settings_name_their_key() {
+        let secret = ("RISKHOOK_DIDIT_SECRET", "s");
+        let url = "[nats]\nurl = \"nats://127.0.0.1:4222\"\n";
+        let cases: Vec<(String, &str)> = vec![
+            (
+                "[nats]\nurl = \"http://user:pw-in-url@x\"\n".to_owned(),
+                "nats.url",
+            ),
+            (
+                format!("{url}subject_prefix = \"a.*\"\n"),
+                "nats.subject_prefix",
+            ),
+            (
+                format!("{url}subject_prefix = \"a..b\"\n"),
+                "nats.subject_prefix",
+            ),
+            (format!("{url}stream = \"A.B\"\n"), "nats.stream"),
+            (
+                format!("{url}duplicate_window = \"30s\"\n"),
+                "nats.duplicate_window",
+            ),
+            (format!("{url}endpoint_id = \"a b\"\n"), "nats.endpoint_id"),
+            (
+                format!("{url}token_env = \"UNSET_VAR\"\n"),
+                "nats.token_env",
+            ),
+            (
+                format!("{url}credentials_file = \"/nonexistent/x.creds\"\n"),
+                "nats.credentials_file",
+            ),
+            (format!("{url}subjects = \"x\"\n"), "subjects"),
+            (
+                "[nats]\nurl = \"nats://a:pw-in-url@x, nats://b:pw-in-url@y\"\n".to_owned(),
+                "nats.url",
+            ),
+            (
+                format!(
+                    "{url}endpoint_id = \"crm\"\n\n[[notify.webhooks]]\nid = \"crm\"\nurl = \"http://x/in\"\nsecret = \"{WHSEC}\"\n"
+                ),
+                "nats.endpoint_id",
+            ),
+        ];
+        for (toml, key) in cases {
+            let message = error(load_file(&toml, &[secret]));
+            assert!(message.contains(key), "{key}: {message}");
+            assert!(!message.contains("pw-in-url"), "{message}");
         }
     }
 

@@ -1,8 +1,9 @@
 //! The dispatcher: one background task per process that claims due deliveries from the store,
-//! sends each to its endpoint (several at once, up to `concurrency`), and records what came of
-//! it.
+//! sends each to its endpoint's [`Sink`] (several at once, up to `concurrency`), and records
+//! what came of it.
 //!
-//! It owns the loop, the HTTP client and the shutdown; the meaning of an answer is
+//! It owns the loop, the HTTP client, the routing of a delivery to its sink (HTTP, or NATS
+//! JetStream for the NATS endpoint id) and the shutdown; the meaning of an answer is
 //! [`schedule`](super::schedule)'s, the ordering and leasing are the store's. Every claim is
 //! leased to this process's instance id: a result recorded after the lease ended (another
 //! dispatcher took the delivery over) is ignored by the store, and a delivery whose attempt
@@ -16,8 +17,9 @@ use riskhook_store::{Attempt, Claim, DeliveryRecord, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use super::Endpoint;
+use super::nats::NatsSink;
 use super::schedule::{self, Observed, RetryPolicy};
+use super::{Endpoint, Sink};
 use crate::config::NotifyConfig;
 
 /// Now, in Unix milliseconds: injected so tests can pin time.
@@ -56,7 +58,8 @@ pub struct Dispatcher {
 
 struct Inner {
     store: Arc<dyn Store>,
-    endpoints: HashMap<String, Endpoint>,
+    /// Every configured endpoint by id: the webhooks and, when configured, NATS.
+    endpoints: HashMap<String, Sink>,
     policy: RetryPolicy,
     lease: Duration,
     poll_interval: Duration,
@@ -73,8 +76,8 @@ struct Inner {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut endpoints: Vec<&Endpoint> = self.inner.endpoints.values().collect();
-        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut endpoints: Vec<&Sink> = self.inner.endpoints.values().collect();
+        endpoints.sort_by(|a, b| a.id().cmp(b.id()));
         f.debug_struct("Dispatcher")
             .field("owner", &self.inner.owner)
             .field("endpoints", &endpoints)
@@ -85,9 +88,11 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher for `config`'s endpoints, reading time from `clock`.
+    /// A dispatcher for `config`'s webhooks and, when given, the NATS sink, reading time from
+    /// `clock`.
     pub fn new(
         config: &NotifyConfig,
+        nats: Option<NatsSink>,
         store: Arc<dyn Store>,
         clock: MillisClock,
         jitter: Jitter,
@@ -100,11 +105,18 @@ impl Dispatcher {
             .connect_timeout(config.timeout)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the notification HTTP client: {e}"))?;
-        let endpoints = config
+        let mut endpoints: HashMap<String, Sink> = config
             .webhooks
             .iter()
-            .map(|e| (e.id.clone(), e.clone()))
+            .map(|e| (e.id.clone(), Sink::Http(e.clone())))
             .collect();
+        if let Some(nats) = nats {
+            let id = nats.endpoint_id().to_owned();
+            if endpoints.contains_key(&id) {
+                anyhow::bail!("the NATS endpoint id `{id}` is also a webhook's id");
+            }
+            endpoints.insert(id, Sink::Nats(nats));
+        }
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -262,45 +274,24 @@ impl Inner {
             id,
             message_id,
             endpoint_id,
+            user_id,
             payload,
             attempts,
             ..
         } = delivery;
-        let Some(endpoint) = self.endpoints.get(&endpoint_id) else {
+        let Some(sink) = self.endpoints.get(&endpoint_id) else {
             // The store only hands out deliveries to configured endpoints; leave it to its
             // lease rather than count an attempt that was never made.
             tracing::error!(delivery = %id, endpoint = %endpoint_id, "delivery for an endpoint that is not configured");
             return;
         };
-        let timestamp = (self.clock)().div_euclid(1000);
-        let headers = endpoint
-            .signer
-            .headers(&message_id, timestamp, payload.as_bytes());
-        let mut request = self
-            .client
-            .post(endpoint.url.clone())
-            .timeout(self.timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in headers.pairs() {
-            request = request.header(name, value);
-        }
         let started = tokio::time::Instant::now();
-        let sent = request.body(payload).send().await;
+        let observed = match sink {
+            Sink::Http(endpoint) => self.post(endpoint, &message_id, payload).await,
+            Sink::Nats(nats) => publish(nats, &id, &user_id, &message_id, payload).await,
+        };
         let elapsed = started.elapsed();
         let now_ms = (self.clock)();
-        let observed = match sent {
-            Ok(response) => Observed::Status {
-                status: response.status().as_u16(),
-                retry_after: response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| schedule::parse_retry_after(v, now_ms)),
-            },
-            Err(e) => Observed::Failed {
-                error: describe_error(&e),
-            },
-        };
         let outcome = schedule::decide(&self.policy, attempts, observed, now_ms, (self.jitter)());
         let attempt = attempts.saturating_add(1);
         let label = match &outcome {
@@ -362,6 +353,65 @@ impl Inner {
             ),
         }
     }
+
+    /// One HTTP attempt: signs and POSTs the payload, and says what came back.
+    async fn post(&self, endpoint: &Endpoint, message_id: &str, payload: String) -> Observed {
+        let timestamp = (self.clock)().div_euclid(1000);
+        let headers = endpoint
+            .signer
+            .headers(message_id, timestamp, payload.as_bytes());
+        let mut request = self
+            .client
+            .post(endpoint.url.clone())
+            .timeout(self.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers.pairs() {
+            request = request.header(name, value);
+        }
+        match request.body(payload).send().await {
+            Ok(response) => Observed::Status {
+                status: response.status().as_u16(),
+                retry_after: response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| schedule::parse_retry_after(v, (self.clock)())),
+            },
+            Err(e) => Observed::Failed {
+                error: describe_error(&e),
+            },
+        }
+    }
+}
+
+/// One NATS attempt. JetStream's acknowledgement, a duplicate one included (an earlier
+/// attempt was stored but its acknowledgement lost), is recorded as status 200 so the schedule
+/// treats it as delivered; anything else is a failure retried on the same schedule as HTTP.
+async fn publish(
+    nats: &NatsSink,
+    delivery: &str,
+    user_id: &str,
+    message_id: &str,
+    payload: String,
+) -> Observed {
+    match nats.publish(user_id, message_id, payload).await {
+        Ok(ack) => {
+            tracing::debug!(
+                delivery = %delivery,
+                stream = %ack.stream,
+                sequence = ack.sequence,
+                duplicate = ack.duplicate,
+                "notification stored by JetStream"
+            );
+            Observed::Status {
+                status: 200,
+                retry_after: None,
+            }
+        }
+        Err(e) => Observed::Failed {
+            error: truncate(e.to_string()),
+        },
+    }
 }
 
 /// A transport failure in words, without the URL (it may carry a token) and never longer than
@@ -384,8 +434,14 @@ fn describe_error(error: &reqwest::Error) -> String {
         }
         source = cause.source();
     }
+    truncate(text)
+}
+
+/// `text`, cut to [`MAX_ERROR_CHARS`].
+fn truncate(text: String) -> String {
     if text.chars().count() > MAX_ERROR_CHARS {
-        text = text.chars().take(MAX_ERROR_CHARS).collect();
+        text.chars().take(MAX_ERROR_CHARS).collect()
+    } else {
+        text
     }
-    text
 }

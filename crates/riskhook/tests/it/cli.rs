@@ -160,15 +160,26 @@ fn serve_refuses_invalid_configuration_naming_the_key() {
 }
 
 /// A `riskhook serve` process on port 0 logging JSON, with its stderr lines and address.
-struct Served {
-    child: std::process::Child,
+pub(crate) struct Served {
+    pub(crate) child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
     log: Vec<String>,
-    address: String,
+    pub(crate) address: String,
+}
+
+impl Drop for Served {
+    // A failed test must not leave a server running (it would also hold the test's output
+    // pipe open).
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Served {
-    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut command = riskhook();
         command
             .arg("serve")
@@ -207,7 +218,7 @@ impl Served {
     }
 
     /// Waits for a log line whose message is `message`.
-    fn wait_for(&mut self, message: &str) -> String {
+    pub(crate) fn wait_for(&mut self, message: &str) -> String {
         loop {
             let line = self
                 .lines
@@ -221,7 +232,7 @@ impl Served {
         }
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
@@ -264,7 +275,7 @@ async fn serve_reloads_its_policy_on_sighup_and_keeps_it_when_the_new_one_is_bro
 #[tokio::test]
 async fn serve_runs_as_a_process_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let served = Served::start(dir.path(), &[]);
+    let mut served = Served::start(dir.path(), &[]);
     let address = served.address.clone();
     let client = reqwest::Client::new();
     let t = now();
@@ -277,20 +288,17 @@ async fn serve_runs_as_a_process_and_stops_cleanly_on_sigterm() {
     assert_eq!(reply.status, 200, "{}", reply.body);
 
     served.signal("TERM");
-    let Served {
-        mut child,
-        lines,
-        mut log,
-        ..
-    } = served;
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let (exit, mut served) = tokio::task::spawn_blocking(move || {
+        let exit = served.child.wait().unwrap();
+        (exit, served)
+    })
+    .await
+    .unwrap();
     assert!(exit.success(), "{exit:?}");
-    while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
-        log.push(line);
+    while let Ok(line) = served.lines.recv_timeout(Duration::from_secs(5)) {
+        served.log.push(line);
     }
-    let log = log.join("\n");
+    let log = served.log.join("\n");
     assert!(log.contains("\"stopped\""), "{log}");
     assert!(
         log.contains("request_id"),

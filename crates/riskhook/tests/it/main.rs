@@ -6,7 +6,9 @@
 mod cli;
 mod helpers;
 mod ingest;
+mod instances;
 mod lifecycle;
+mod nats;
 mod notify;
 mod openapi;
 mod operator;

@@ -26,7 +26,7 @@ const NEW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OLD_SECRET: &str = "whsec_dGVzdC1zZWNyZXQtZm9yLXJpc2tob29rLW5vdGlmeQ==";
 
 /// How long any expected state may take to appear on a loaded machine.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 // --- A receiver --------------------------------------------------------------------------
 
@@ -200,7 +200,7 @@ fn event_for(fixture_name: &str, user: &str) -> (Vec<u8>, i64) {
 
 /// Makes the `n`-th change of `user`: an approved verification (a new, active user), then a
 /// manual freeze, then a manual unfreeze. Each one notification, `version` n + 1.
-async fn change(app: &TestApp, user: &str, n: usize) {
+pub(crate) async fn change(app: &TestApp, user: &str, n: usize) {
     if n == 0 {
         let (body, t) = event_for("status-updated-approved-full.json", user);
         let reply = app.post_signed(&body, t).await;
@@ -227,7 +227,7 @@ async fn change(app: &TestApp, user: &str, n: usize) {
     assert_eq!(outcome.user.version, i64::try_from(n + 1).unwrap());
 }
 
-async fn deliveries(store: &Arc<dyn Store>, endpoint: &str) -> Vec<DeliveryRecord> {
+pub(crate) async fn deliveries(store: &Arc<dyn Store>, endpoint: &str) -> Vec<DeliveryRecord> {
     let mut all = store
         .deliveries(&DeliveryFilter {
             endpoint_id: Some(endpoint.to_owned()),
@@ -241,7 +241,7 @@ async fn deliveries(store: &Arc<dyn Store>, endpoint: &str) -> Vec<DeliveryRecor
 }
 
 /// Polls `check` until it holds, failing after [`PATIENCE`].
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -253,7 +253,7 @@ where
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     i64::try_from(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -1,0 +1,412 @@
+//! The transaction every write runs in ([`Tx`]) with its locks, and the effects shared by
+//! ingest and by people's commands inside it: appending to the audit chain, gathering evidence
+//! into review cases, recomputing a user's profile and status, and writing the outbox when
+//! that changes.
+//!
+//! Lock order, the same in every transaction, so no two can wait for each other in a cycle:
+//! first the user's advisory lock (at most one user per transaction), then row locks, and last
+//! the audit lock, taken at commit time by [`Tx::commit`] and held to the end. The holder of
+//! the audit lock waits for nothing but its own inserts and commit.
+
+use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::audit::GENESIS;
+use riskhook_core::review::account_status;
+use riskhook_store::{AuditRecord, NewAuditEntry, StoreError, UserState, user_updated};
+use sqlx::postgres::PgPool;
+use sqlx::{PgConnection, Postgres, Row, Transaction};
+
+use crate::{map_err, parse_decision, parse_status, score};
+
+/// The first key of riskhook's two-key advisory locks (`"risk"`). PostgreSQL keeps two-key
+/// locks apart from one-key (`bigint`) locks, so these can never collide with a user's lock,
+/// which is a 64-bit hash.
+const LOCK_SPACE: i32 = 0x7269_736b;
+/// Serialises appends to the audit chain.
+pub(crate) const AUDIT_LOCK: i32 = 1;
+/// Serialises `sync_endpoints` (it rewrites every endpoint row).
+pub(crate) const ENDPOINTS_LOCK: i32 = 2;
+/// Held (as a session lock) around migrating, so its report of what it applied is exact.
+pub(crate) const MIGRATE_LOCK: i32 = 3;
+
+/// A new time-ordered id with a prefix, e.g. `case_0193…`.
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Takes a session-level advisory lock, released when the connection closes.
+pub(crate) async fn session_lock(conn: &mut PgConnection, key: i32) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_lock($1, $2)")
+        .bind(LOCK_SPACE)
+        .bind(key)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// One write transaction, with the audit entries it will append when it commits.
+/// Dropped without [`Tx::commit`], it rolls back.
+#[derive(Debug)]
+pub(crate) struct Tx {
+    tx: Transaction<'static, Postgres>,
+    audit: Vec<NewAuditEntry>,
+}
+
+impl Tx {
+    pub(crate) async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+        Ok(Self {
+            tx: pool.begin().await.map_err(map_err)?,
+            audit: Vec::new(),
+        })
+    }
+
+    /// The transaction's connection, for statements.
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Waits until no other transaction is working on this user, and keeps them out until
+    /// this one ends. Taken before reading anything of the user, so what this transaction
+    /// reads of them is everything committed. A hash collision between two users only makes
+    /// them wait for each other.
+    pub(crate) async fn lock_user(&mut self, user_id: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('user:' || $1, 0))")
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Takes one of riskhook's fixed transaction-level advisory locks.
+    pub(crate) async fn lock(&mut self, key: i32) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LOCK_SPACE)
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Queues an entry for the audit chain: appended, in queue order, when the transaction
+    /// commits.
+    pub(crate) fn audit(&mut self, entry: NewAuditEntry) {
+        self.audit.push(entry);
+    }
+
+    /// Appends the queued audit entries and commits. Returns the entries as appended.
+    ///
+    /// The audit lock is taken here, after every other lock of the transaction, and held to
+    /// the commit: under READ COMMITTED the head read after taking it sees the previous
+    /// holder's entries (PostgreSQL makes a commit visible before it releases its locks), so
+    /// the chain cannot fork. Holding it only for these last statements keeps the part of the
+    /// work that all instances do one at a time as short as it can be.
+    pub(crate) async fn commit(mut self) -> Result<Vec<AuditRecord>, StoreError> {
+        let entries = std::mem::take(&mut self.audit);
+        let mut records = Vec::with_capacity(entries.len());
+        if !entries.is_empty() {
+            self.lock(AUDIT_LOCK).await?;
+            let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+            let (mut seq, mut prev) = match head {
+                Some(row) => (
+                    row.try_get::<i64, _>(0).map_err(map_err)?,
+                    row.try_get::<String, _>(1).map_err(map_err)?,
+                ),
+                None => (0, GENESIS.to_owned()),
+            };
+            for entry in entries {
+                seq += 1;
+                let record = entry.link(seq, new_id("aud"), prev);
+                prev = record.hash.clone();
+                records.push(record);
+            }
+            insert_audit(&mut self.tx, &records).await?;
+        }
+        self.tx.commit().await.map_err(map_err)?;
+        Ok(records)
+    }
+
+    /// Ends the transaction without changing anything.
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await.map_err(map_err)
+    }
+
+    /// Commits when `result` is `Ok`, and rolls back now when it is an error.
+    ///
+    /// Every way out of a transaction goes through here or [`Tx::commit`]: a `Tx` merely
+    /// dropped has its rollback queued until the connection is next used (sqlx does it in a
+    /// task when the connection goes back to the pool), and until then its locks — the user's
+    /// lock, rows taken `FOR UPDATE` — would keep other transactions waiting, or hide rows
+    /// from a claim's `SKIP LOCKED`.
+    pub(crate) async fn finish<T, E: From<StoreError>>(self, result: Result<T, E>) -> Result<T, E> {
+        match result {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                if let Err(rollback) = self.rollback().await {
+                    tracing::debug!(error = %rollback, "rollback after a refused command failed");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Inserts linked audit records in one statement (one round trip under the audit lock).
+async fn insert_audit(conn: &mut PgConnection, records: &[AuditRecord]) -> Result<(), StoreError> {
+    let column = |f: fn(&AuditRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+    let optional =
+        |f: fn(&AuditRecord) -> Option<&str>| records.iter().map(f).collect::<Vec<Option<&str>>>();
+    sqlx::query(
+        "INSERT INTO audit_log (seq, id, at, actor, action, subject, reason, before, after,
+                                prev_hash, hash)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                              $11::text[])",
+    )
+    .bind(records.iter().map(|r| r.seq).collect::<Vec<i64>>())
+    .bind(column(|r| &r.id))
+    .bind(records.iter().map(|r| r.at).collect::<Vec<i64>>())
+    .bind(column(|r| &r.actor))
+    .bind(column(|r| &r.action))
+    .bind(column(|r| &r.subject))
+    .bind(optional(|r| r.reason.as_deref()))
+    .bind(optional(|r| r.before.as_deref()))
+    .bind(optional(|r| r.after.as_deref()))
+    .bind(column(|r| &r.prev_hash))
+    .bind(column(|r| &r.hash))
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) fn decision_rank(decision: Decision) -> i32 {
+    match decision {
+        Decision::Approve => 0,
+        Decision::Review => 1,
+        Decision::Freeze => 2,
+    }
+}
+
+/// Adds an assessment to its user's unresolved case, opening one if there is none. Returns
+/// the case id and whether it was opened now. The caller holds the user's lock.
+pub(crate) async fn gather_evidence(
+    conn: &mut PgConnection,
+    user_id: &str,
+    assessment_id: &str,
+    decision: Decision,
+    now: i64,
+) -> Result<(String, bool), StoreError> {
+    let new = new_id("case");
+    let case_id: String = sqlx::query_scalar(
+        "INSERT INTO cases AS c (id, user_id, status, decision, decision_rank, opened_at,
+                                 updated_at)
+         VALUES ($1, $2, 'open', $3, $4, $5, $5)
+         ON CONFLICT (user_id) WHERE status <> 'resolved' DO UPDATE SET
+            decision = CASE WHEN EXCLUDED.decision_rank > c.decision_rank
+                            THEN EXCLUDED.decision ELSE c.decision END,
+            decision_rank = GREATEST(c.decision_rank, EXCLUDED.decision_rank),
+            updated_at = EXCLUDED.updated_at
+         RETURNING id",
+    )
+    .bind(&new)
+    .bind(user_id)
+    .bind(decision.as_str())
+    .bind(decision_rank(decision))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    sqlx::query("UPDATE assessments SET case_id = $1 WHERE id = $2")
+        .bind(&case_id)
+        .bind(assessment_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let opened = case_id == new;
+    Ok((case_id, opened))
+}
+
+/// What caused a user's change, for the notification and the audit entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cause<'a> {
+    /// `assessment`, `case.resolved`, `user.frozen`, ...
+    pub(crate) what: &'a str,
+    /// Who: `system` or a key id.
+    pub(crate) actor: &'a str,
+    /// Unix seconds.
+    pub(crate) now: i64,
+}
+
+/// Recomputes a user from facts that do not depend on arrival order (the current assessments
+/// of their sessions, whether any assessment decided freeze, their unresolved case) and from
+/// the verdict of the last person to act. When the status or the decision moves, the outbox
+/// gets a `user.updated` notification for every configured endpoint and the audit log an
+/// entry, in this same transaction. The caller holds the user's lock, so every committed
+/// assessment of the user is seen and no other transaction moves them meanwhile.
+pub(crate) async fn refresh_user(
+    tx: &mut Tx,
+    user_id: &str,
+    cause: Cause<'_>,
+) -> Result<UserState, StoreError> {
+    let conn = tx.conn();
+    let before = sqlx::query(
+        "SELECT status, decision, score, current_assessment_id, verdict, version
+         FROM users WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let facts = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM assessments WHERE user_id = $1 AND decision = 'freeze'),
+                (SELECT decision FROM cases WHERE user_id = $1 AND status <> 'resolved'),
+                cur.id, cur.score, cur.decision
+         FROM (SELECT 1) AS one
+         LEFT JOIN (SELECT a.id, a.score, a.decision
+                    FROM sessions s JOIN assessments a ON a.id = s.current_assessment_id
+                    WHERE s.vendor_data = $1
+                    ORDER BY a.decision_rank DESC, a.score DESC, a.evaluated_at DESC,
+                             s.session_id
+                    LIMIT 1) AS cur ON TRUE",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let ever_frozen: bool = facts.try_get(0).map_err(map_err)?;
+    let open_case: Option<String> = facts.try_get(1).map_err(map_err)?;
+    let assessment_id: Option<String> = facts.try_get(2).map_err(map_err)?;
+    let (current_score, decision) = match assessment_id {
+        Some(_) => (
+            score(facts.try_get(3).map_err(map_err)?)?,
+            parse_decision(facts.try_get(4).map_err(map_err)?)?,
+        ),
+        None => (0, Decision::Approve),
+    };
+    let open_case = open_case.as_deref().map(parse_decision).transpose()?;
+    let (before_state, verdict, version) = match &before {
+        Some(row) => {
+            let verdict: Option<&str> = row.try_get("verdict").map_err(map_err)?;
+            (
+                Some(UserState {
+                    status: parse_status(row.try_get("status").map_err(map_err)?)?,
+                    decision: parse_decision(row.try_get("decision").map_err(map_err)?)?,
+                    score: score(row.try_get("score").map_err(map_err)?)?,
+                    assessment_id: row.try_get("current_assessment_id").map_err(map_err)?,
+                }),
+                verdict.map(parse_status).transpose()?,
+                row.try_get::<i64, _>("version").map_err(map_err)?,
+            )
+        }
+        None => (None, None, 0),
+    };
+    let after = UserState {
+        status: account_status(verdict, open_case),
+        decision,
+        score: current_score,
+        assessment_id,
+    };
+    let changed = after.differs_from(before_state.as_ref());
+    let version = version + i64::from(changed);
+    sqlx::query(
+        "INSERT INTO users (user_id, status, score, decision, current_assessment_id, ever_frozen,
+                            version, first_seen_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+         ON CONFLICT (user_id) DO UPDATE SET
+            status = EXCLUDED.status, score = EXCLUDED.score, decision = EXCLUDED.decision,
+            current_assessment_id = EXCLUDED.current_assessment_id,
+            ever_frozen = EXCLUDED.ever_frozen, version = EXCLUDED.version,
+            updated_at = EXCLUDED.updated_at",
+    )
+    .bind(user_id)
+    .bind(after.status.as_str())
+    .bind(i32::from(after.score))
+    .bind(after.decision.as_str())
+    .bind(after.assessment_id.as_deref())
+    .bind(ever_frozen)
+    .bind(version)
+    .bind(cause.now)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if changed {
+        notify(conn, user_id, before_state.as_ref(), &after, cause, version).await?;
+        tx.audit(NewAuditEntry {
+            at: cause.now,
+            actor: cause.actor.to_owned(),
+            action: "user.updated".to_owned(),
+            subject: format!("user:{user_id}"),
+            reason: Some(format!("caused by {}", cause.what)),
+            before: before_state.as_ref().map(UserState::to_json),
+            after: Some(after.to_json()),
+        });
+    }
+    Ok(after)
+}
+
+/// Writes a `user.updated` notification and one pending delivery per configured endpoint
+/// (disabled ones included: their deliveries wait until the endpoint is enabled again).
+async fn notify(
+    conn: &mut PgConnection,
+    user_id: &str,
+    before: Option<&UserState>,
+    after: &UserState,
+    cause: Cause<'_>,
+    version: i64,
+) -> Result<(), StoreError> {
+    let message_id = new_id("msg");
+    let payload = user_updated(user_id, before, after, cause.what, version, cause.now);
+    let now_ms = cause.now.saturating_mul(1000);
+    // Both rows in one statement: the outbox row, then its deliveries. The delivery ids are
+    // 24 random hex digits, as SQLite's `hex(randomblob(12))`.
+    sqlx::query(
+        "WITH message AS (
+            INSERT INTO outbox (id, user_id, event_type, payload, created_at)
+            VALUES ($1, $2, 'user.updated', $3, $4) RETURNING seq
+         )
+         INSERT INTO deliveries (id, message_seq, endpoint_id, user_id, status,
+                                 next_attempt_at, created_at)
+         SELECT 'dlv_' || left(replace(gen_random_uuid()::text, '-', ''), 24), message.seq,
+                e.id, $2, 'pending', $4, $4
+         FROM message, endpoints e WHERE e.configured
+         ORDER BY e.id",
+    )
+    .bind(&message_id)
+    .bind(user_id)
+    .bind(&payload)
+    .bind(now_ms)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    metrics::counter!("riskhook_notifications_queued_total").increment(1);
+    Ok(())
+}
+
+/// Sets the verdict of a person on a user.
+pub(crate) async fn set_verdict(
+    conn: &mut PgConnection,
+    user_id: &str,
+    verdict: UserStatus,
+    actor: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE users SET verdict = $2, verdict_at = $3, verdict_by = $4 WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .bind(verdict.as_str())
+    .bind(now)
+    .bind(actor)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}

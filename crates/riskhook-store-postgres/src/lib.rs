@@ -1,0 +1,520 @@
+//! The PostgreSQL backend of [`riskhook_store::Store`]: for several riskhook instances sharing
+//! one database.
+//!
+//! It behaves as `riskhook-store-sqlite` does (the same conformance suite passes on both); what
+//! differs is how it stays correct with many writers at once. Every trait method is one
+//! transaction at READ COMMITTED, and:
+//!
+//! - **Exactly once**: an event is inserted with `ON CONFLICT DO NOTHING` on its two unique
+//!   keys; a concurrent identical delivery waits for the first to commit and then finds it.
+//! - **One user at a time**: a transaction that touches a user takes a transaction-level
+//!   advisory lock on that user first (`effects::Tx::lock_user`), so evidence gathering and
+//!   the user's recomputation see every committed assessment of theirs, and the user's outbox
+//!   rows are numbered in commit order.
+//! - **One audit chain**: audit entries are queued during the transaction and appended at its
+//!   end under one global advisory lock held to commit (`effects::Tx::commit`), so reading
+//!   the head and appending after it cannot fork the chain. Taking it last, after the user lock
+//!   and every row lock, is what keeps the locks free of deadlocks.
+//! - **Claims**: `FOR UPDATE SKIP LOCKED` hands each due delivery to one dispatcher.
+//!
+//! Times are stored exactly as in SQLite: Unix seconds, milliseconds for the outbox. This crate
+//! owns the SQL and the migration (`migrations/`, embedded and applied by
+//! [`PostgresStore::open`]).
+
+mod commands;
+mod effects;
+mod ingest;
+mod reads;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::review::ActionStatus;
+use riskhook_store::{
+    ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
+    Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
+    IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ResolveCase, ReviewOutcome,
+    SessionRecord, Store, StoreError, UserAction, UserRecord,
+};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, SqlStr};
+
+use effects::Tx;
+
+/// Every event row is stored under this provider name; the unique keys are per provider.
+pub(crate) const PROVIDER: &str = "didit";
+
+/// The PostgreSQL store: a pool of connections, each trait method one transaction on one of
+/// them. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl fmt::Debug for PostgresStore {
+    // Written by hand: the connect options inside the pool hold the database password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("connections", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .field("closed", &self.pool.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("schema"),
+        MigrationType::Simple,
+        SqlStr::from_static(include_str!("../migrations/0001_schema.sql")),
+        false,
+    )])
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`)
+    /// with a pool of at most `max_connections`, and applies pending migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let store = Self::connect(url, max_connections).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating: for `riskhook migrate` to report what it does. Fails with
+    /// [`StoreError::Unavailable`] when the server cannot be reached within 10 seconds (sqlx
+    /// retries a refused connection until then, so instances may start just before their
+    /// database does).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        // The URL's own text never goes into the error: it may hold the password.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
+            .application_name("riskhook");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies every pending migration. Returns the versions applied now.
+    ///
+    /// Several instances may start at once: sqlx's PostgreSQL migrator holds a session-level
+    /// `pg_advisory_lock` (keyed by the database name) from before it creates its
+    /// `_sqlx_migrations` table until after the last migration (sqlx-core 0.9
+    /// `Migrator::run_direct` → sqlx-postgres 0.9 `Migrate::lock`), so one applies them and the
+    /// others wait, then find nothing to do. It does not unlock when a migration fails, so it
+    /// runs on a connection of its own that is closed afterwards (closing ends the session and
+    /// its locks) rather than one the pool would hand out again. Our own advisory lock around
+    /// it makes the "applied now" answer exact when instances race.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let options = self.pool.connect_options();
+        let mut conn = options.connect().await.map_err(map_err)?;
+        let result = migrate_on(&mut conn).await;
+        if let Err(e) = conn.close().await {
+            tracing::debug!(error = %e, "closing the migration connection failed");
+        }
+        result
+    }
+
+    /// Closes the pool, waiting for connections to be returned: a clean shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn conn(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        self.pool.acquire().await.map_err(map_err)
+    }
+
+    async fn begin(&self) -> Result<Tx, StoreError> {
+        Tx::begin(&self.pool).await
+    }
+}
+
+async fn migrate_on(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
+    effects::session_lock(conn, effects::MIGRATE_LOCK).await?;
+    let before = applied_versions(conn).await?;
+    let migrator = migrator();
+    migrator
+        .run(&mut *conn)
+        .await
+        .map_err(|e| StoreError::Other(Box::new(e)))?;
+    Ok(migrator
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !before.contains(v))
+        .collect())
+}
+
+async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    #[tracing::instrument(skip_all, fields(event_id = %event.id, webhook_type = %event.webhook_type))]
+    async fn ingest(
+        &self,
+        event: EventRecord,
+        assessment: Option<NewAssessment>,
+    ) -> Result<IngestOutcome, StoreError> {
+        ingest::ingest(self.begin().await?, &event, assessment.as_ref()).await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        reads::event(&mut *self.conn().await?, id).await
+    }
+
+    async fn events(
+        &self,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        reads::events(&mut *self.conn().await?, after_id, limit).await
+    }
+
+    async fn count_events(&self) -> Result<u64, StoreError> {
+        reads::count(&mut *self.conn().await?, "SELECT COUNT(*) FROM events").await
+    }
+
+    async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        reads::session(&mut *self.conn().await?, session_id).await
+    }
+
+    async fn user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+        reads::user(&mut *self.conn().await?, user_id).await
+    }
+
+    async fn user_assessments(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AssessmentRecord>, StoreError> {
+        reads::user_assessments(&mut *self.conn().await?, user_id, limit).await
+    }
+
+    async fn assessment(&self, id: &str) -> Result<Option<AssessmentRecord>, StoreError> {
+        reads::assessment(&mut *self.conn().await?, id).await
+    }
+
+    async fn user_events(&self, user_id: &str, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        reads::user_events(&mut *self.conn().await?, user_id, limit).await
+    }
+
+    async fn cases(&self, filter: &CaseFilter) -> Result<Vec<CaseRecord>, StoreError> {
+        reads::cases(&mut *self.conn().await?, filter).await
+    }
+
+    async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        reads::case(&mut *self.conn().await?, id).await
+    }
+
+    async fn claim_case(
+        &self,
+        id: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<CaseRecord, CommandError> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            commands::claim_case(&mut tx, id, actor, now).await?;
+            reads::case(tx.conn(), id)
+                .await?
+                .ok_or_else(|| CommandError::not_found("case", id))
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn resolve_case(&self, command: ResolveCase) -> Result<ReviewOutcome, CommandError> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            let touched = commands::resolve_case(&mut tx, &command).await?;
+            review_outcome(&mut tx, touched).await
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn act_on_user(&self, command: UserAction) -> Result<ReviewOutcome, CommandError> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            let touched = commands::act_on_user(&mut tx, &command).await?;
+            review_outcome(&mut tx, touched).await
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn decide_action(&self, command: DecideAction) -> Result<ReviewOutcome, CommandError> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            let touched = commands::decide_action(&mut tx, &command).await?;
+            review_outcome(&mut tx, touched).await
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn actions(
+        &self,
+        status: Option<ActionStatus>,
+        limit: u32,
+    ) -> Result<Vec<ActionRecord>, StoreError> {
+        reads::actions(&mut *self.conn().await?, status, limit).await
+    }
+
+    async fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError> {
+        reads::action(&mut *self.conn().await?, id).await
+    }
+
+    async fn audit(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        reads::audit(&mut *self.conn().await?, after, limit).await
+    }
+
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, StoreError> {
+        let mut tx = self.begin().await?;
+        tx.audit(entry);
+        tx.commit()
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Other("the audit entry was not appended".into()))
+    }
+
+    async fn last_audit(&self, action: &str) -> Result<Option<AuditRecord>, StoreError> {
+        reads::last_audit(&mut *self.conn().await?, action).await
+    }
+
+    async fn create_key(
+        &self,
+        key: NewApiKey,
+        actor: &str,
+        now: i64,
+    ) -> Result<ApiKeyRecord, CommandError> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            commands::create_key(&mut tx, &key, actor, now).await?;
+            reads::key(tx.conn(), &key.id)
+                .await?
+                .ok_or_else(|| CommandError::not_found("key", &key.id))
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        reads::keys(&mut *self.conn().await?).await
+    }
+
+    async fn revoke_key(
+        &self,
+        id: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<ApiKeyRecord, CommandError> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            commands::revoke_key(&mut tx, id, actor, now).await?;
+            reads::key(tx.conn(), id)
+                .await?
+                .ok_or_else(|| CommandError::not_found("key", id))
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        reads::key_by_hash(&mut *self.conn().await?, hash).await
+    }
+
+    async fn sync_endpoints(&self, ids: &[String], now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let result = commands::sync_endpoints(&mut tx, ids, now_ms).await;
+        tx.finish(result).await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        reads::endpoints(&mut *self.conn().await?).await
+    }
+
+    async fn enable_endpoint(
+        &self,
+        id: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<EndpointRecord, CommandError> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            commands::enable_endpoint(&mut tx, id, actor, now_ms).await?;
+            reads::endpoint(tx.conn(), id)
+                .await?
+                .ok_or_else(|| CommandError::not_found("endpoint", id))
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DeliveryRecord>, StoreError> {
+        // One statement, so one transaction of its own.
+        commands::claim_deliveries(&mut *self.conn().await?, claim).await
+    }
+
+    async fn record_attempt(
+        &self,
+        id: &str,
+        owner: &str,
+        attempt: Attempt,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let result = commands::record_attempt(&mut tx, id, owner, &attempt, now_ms).await;
+        tx.finish(result).await
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
+        reads::deliveries(&mut *self.conn().await?, filter).await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        reads::delivery(&mut *self.conn().await?, id).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        id: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<DeliveryRecord, CommandError> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            commands::retry_delivery(&mut tx, id, actor, now_ms).await?;
+            reads::delivery(tx.conn(), id)
+                .await?
+                .ok_or_else(|| CommandError::not_found("delivery", id))
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        reads::count(
+            &mut *self.conn().await?,
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
+        )
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        PostgresStore::close(self).await;
+    }
+}
+
+/// Reads back what a review command touched, inside its transaction: the answer is the state
+/// the command left, not a later one.
+async fn review_outcome(
+    tx: &mut Tx,
+    (user_id, case_id, action_id): commands::Touched,
+) -> Result<ReviewOutcome, CommandError> {
+    let user = reads::user(tx.conn(), &user_id)
+        .await?
+        .ok_or_else(|| CommandError::not_found("user", &user_id))?;
+    let case = match case_id {
+        Some(id) => reads::case(tx.conn(), &id).await?,
+        None => None,
+    };
+    let action = match action_id {
+        Some(id) => reads::action(tx.conn(), &id).await?,
+        None => None,
+    };
+    Ok(ReviewOutcome { user, case, action })
+}
+
+pub(crate) fn parse_status(s: &str) -> Result<UserStatus, StoreError> {
+    UserStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown user status `{s}`")))
+}
+
+pub(crate) fn parse_decision(s: &str) -> Result<Decision, StoreError> {
+    Decision::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown decision `{s}`")))
+}
+
+/// A score as stored (`INTEGER`, 0-100 by a CHECK) back to its type.
+pub(crate) fn score(value: i32) -> Result<u8, StoreError> {
+    u8::try_from(value).map_err(|_| StoreError::Corrupt(format!("score {value} out of range")))
+}
+
+/// Translates driver errors at the boundary: what a retry may fix is `Unavailable`.
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => StoreError::Unavailable(Box::new(e)),
+        sqlx::Error::Database(db) if db.code().as_deref().is_some_and(retryable) => {
+            StoreError::Unavailable(Box::new(e))
+        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Other(Box::new(e)),
+    }
+}
+
+/// SQLSTATEs a later attempt may not meet: connection exceptions (class 08), serialization
+/// failure and deadlock (40001, 40P01), insufficient resources (class 53, e.g. too many
+/// connections), a lock or statement timeout (55P03, 57014), the server shutting down or
+/// starting (57P01-57P03), and a standby that cannot write yet after a failover (25006).
+fn retryable(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "25006"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_codes_are_unavailable_and_others_are_not() {
+        for code in ["08006", "40001", "40P01", "53300", "57P01", "25006"] {
+            assert!(retryable(code), "{code}");
+        }
+        for code in ["23505", "23514", "42P01", "P0001"] {
+            assert!(!retryable(code), "{code}");
+        }
+    }
+}

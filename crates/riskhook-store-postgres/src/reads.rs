@@ -1,0 +1,544 @@
+//! Reading every record, on any connection (a pooled one, or a command's transaction to read
+//! back what it changed), and mapping rows. Filters are static SQL with
+//! `($1::text IS NULL OR …)` so every query stays a `&'static str`.
+
+use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
+use riskhook_didit::payload::SessionStatus;
+use riskhook_store::{
+    ActionRecord, ApiKeyRecord, AssessmentRecord, AuditRecord, CaseFilter, CaseRecord,
+    DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord, EventRecord, Role,
+    SessionRecord, StoreError, UserRecord,
+};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, Row};
+
+use crate::{map_err, parse_decision, parse_status, score};
+
+fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+    row: &'r PgRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    row.try_get(column).map_err(map_err)
+}
+
+/// The row the query (with one parameter, bound to `key`) finds, mapped.
+async fn one<T>(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    key: &str,
+    map: fn(&PgRow) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    sqlx::query(sql)
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)?
+        .map(|r| map(&r))
+        .transpose()
+}
+
+fn parsed<T>(row: &PgRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    let text: String = get(row, column)?;
+    parse(&text).ok_or_else(|| StoreError::Corrupt(format!("unknown {column} `{text}`")))
+}
+
+fn parsed_opt<T>(
+    row: &PgRow,
+    column: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = get(row, column)?;
+    text.map(|t| parse(&t).ok_or_else(|| StoreError::Corrupt(format!("unknown {column} `{t}`"))))
+        .transpose()
+}
+
+fn limit(limit: u32) -> i64 {
+    i64::from(limit)
+}
+
+/// A `COUNT(*)` query's answer.
+pub(crate) async fn count(conn: &mut PgConnection, sql: &'static str) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar(sql)
+        .fetch_one(conn)
+        .await
+        .map_err(map_err)?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
+}
+
+// --- Events, sessions, users, assessments --------------------------------------------------
+
+/// `SELECT <every event column> FROM events <condition>`, built at compile time so the query
+/// stays a `&'static str`.
+macro_rules! select_events {
+    ($condition:literal) => {
+        concat!(
+            "SELECT id, received_at, webhook_type, delivery_key, content_key, subject_id, ",
+            "session_id, status, event_timestamp, vendor_data, key_id, scheme, body_trusted, raw ",
+            "FROM events ",
+            $condition
+        )
+    };
+}
+
+fn event_record(row: &PgRow) -> Result<EventRecord, StoreError> {
+    Ok(EventRecord {
+        id: get(row, "id")?,
+        received_at: get(row, "received_at")?,
+        webhook_type: get(row, "webhook_type")?,
+        delivery_key: get(row, "delivery_key")?,
+        content_key: get(row, "content_key")?,
+        subject_id: get(row, "subject_id")?,
+        session_id: get(row, "session_id")?,
+        status: get(row, "status")?,
+        event_timestamp: get(row, "event_timestamp")?,
+        vendor_data: get(row, "vendor_data")?,
+        key_id: get(row, "key_id")?,
+        scheme: get(row, "scheme")?,
+        body_trusted: get(row, "body_trusted")?,
+        raw: get(row, "raw")?,
+    })
+}
+
+pub(crate) async fn event(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<EventRecord>, StoreError> {
+    one(conn, select_events!("WHERE id = $1"), id, event_record).await
+}
+
+pub(crate) async fn events(
+    conn: &mut PgConnection,
+    after_id: Option<&str>,
+    n: u32,
+) -> Result<Vec<EventRecord>, StoreError> {
+    sqlx::query(select_events!(
+        "WHERE seq > COALESCE((SELECT seq FROM events WHERE id = $1::text), 0)
+         ORDER BY seq LIMIT $2"
+    ))
+    .bind(after_id)
+    .bind(limit(n))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(event_record)
+    .collect()
+}
+
+pub(crate) async fn user_events(
+    conn: &mut PgConnection,
+    user_id: &str,
+    n: u32,
+) -> Result<Vec<EventRecord>, StoreError> {
+    sqlx::query(select_events!(
+        "WHERE vendor_data = $1 ORDER BY event_timestamp, seq LIMIT $2"
+    ))
+    .bind(user_id)
+    .bind(limit(n))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(event_record)
+    .collect()
+}
+
+pub(crate) async fn session(
+    conn: &mut PgConnection,
+    session_id: &str,
+) -> Result<Option<SessionRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT s.session_id, s.status, s.status_timestamp, s.status_event_id, s.vendor_data,
+                (SELECT COUNT(*) FROM events e WHERE e.session_id = s.session_id) AS event_count,
+                s.current_assessment_id
+         FROM sessions s WHERE s.session_id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(SessionRecord {
+        session_id: get(&row, "session_id")?,
+        status: SessionStatus::parse(get::<&str>(&row, "status")?),
+        status_timestamp: get(&row, "status_timestamp")?,
+        status_event_id: get(&row, "status_event_id")?,
+        vendor_data: get(&row, "vendor_data")?,
+        event_count: get(&row, "event_count")?,
+        current_assessment_id: get(&row, "current_assessment_id")?,
+    }))
+}
+
+pub(crate) async fn user(
+    conn: &mut PgConnection,
+    user_id: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT user_id, status, score, decision, current_assessment_id, ever_frozen,
+                first_seen_at, updated_at, verdict, version,
+                ARRAY(SELECT session_id FROM sessions WHERE vendor_data = $1
+                      ORDER BY (SELECT MIN(e.event_timestamp) FROM events e
+                                WHERE e.session_id = sessions.session_id),
+                               session_id) AS sessions
+         FROM users WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else { return Ok(None) };
+    let verdict: Option<&str> = get(&row, "verdict")?;
+    Ok(Some(UserRecord {
+        user_id: get(&row, "user_id")?,
+        status: parse_status(get(&row, "status")?)?,
+        score: score(get(&row, "score")?)?,
+        decision: parse_decision(get(&row, "decision")?)?,
+        current_assessment_id: get(&row, "current_assessment_id")?,
+        ever_frozen: get(&row, "ever_frozen")?,
+        verdict: verdict.map(parse_status).transpose()?,
+        version: get(&row, "version")?,
+        sessions: get(&row, "sessions")?,
+        first_seen_at: get(&row, "first_seen_at")?,
+        updated_at: get(&row, "updated_at")?,
+    }))
+}
+
+fn assessment_record(row: &PgRow) -> Result<AssessmentRecord, StoreError> {
+    Ok(AssessmentRecord {
+        id: get(row, "id")?,
+        event_id: get(row, "event_id")?,
+        session_id: get(row, "session_id")?,
+        user_id: get(row, "user_id")?,
+        policy_hash: get(row, "policy_hash")?,
+        score: score(get(row, "score")?)?,
+        decision: parse_decision(get(row, "decision")?)?,
+        evaluated_at: get(row, "evaluated_at")?,
+        created_at: get(row, "created_at")?,
+        json: get(row, "assessment")?,
+    })
+}
+
+pub(crate) async fn user_assessments(
+    conn: &mut PgConnection,
+    user_id: &str,
+    n: u32,
+) -> Result<Vec<AssessmentRecord>, StoreError> {
+    sqlx::query(
+        "SELECT * FROM assessments WHERE user_id = $1
+         ORDER BY evaluated_at DESC, id DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit(n))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(assessment_record)
+    .collect()
+}
+
+pub(crate) async fn assessment(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<AssessmentRecord>, StoreError> {
+    one(
+        conn,
+        "SELECT * FROM assessments WHERE id = $1",
+        id,
+        assessment_record,
+    )
+    .await
+}
+
+// --- Review -------------------------------------------------------------------------------
+
+/// `SELECT <case columns and its evidence ids> FROM cases c <condition>`, as a literal.
+macro_rules! select_cases {
+    ($condition:literal) => {
+        concat!(
+            "SELECT c.*, ARRAY(SELECT id FROM assessments WHERE case_id = c.id ",
+            "ORDER BY evaluated_at, id) AS evidence FROM cases c ",
+            $condition
+        )
+    };
+}
+
+fn case_record(row: &PgRow) -> Result<CaseRecord, StoreError> {
+    Ok(CaseRecord {
+        id: get(row, "id")?,
+        user_id: get(row, "user_id")?,
+        status: parsed(row, "status", CaseStatus::parse)?,
+        decision: parse_decision(get(row, "decision")?)?,
+        assignee: get(row, "assignee")?,
+        opened_at: get(row, "opened_at")?,
+        updated_at: get(row, "updated_at")?,
+        resolved_at: get(row, "resolved_at")?,
+        resolved_by: get(row, "resolved_by")?,
+        outcome: parsed_opt(row, "outcome", Outcome::parse)?,
+        reason: get(row, "reason")?,
+        assessment_ids: get(row, "evidence")?,
+    })
+}
+
+pub(crate) async fn cases(
+    conn: &mut PgConnection,
+    f: &CaseFilter,
+) -> Result<Vec<CaseRecord>, StoreError> {
+    sqlx::query(select_cases!(
+        "WHERE ($1::text IS NULL OR c.status = $1) AND ($2::text IS NULL OR c.assignee = $2)
+           AND ($3::text IS NULL OR c.decision = $3) AND ($4::bigint IS NULL OR c.opened_at <= $4)
+           AND ($5::text IS NULL OR c.user_id = $5) AND ($6::text IS NULL OR c.id > $6)
+         ORDER BY c.id LIMIT $7"
+    ))
+    .bind(f.status.map(CaseStatus::as_str))
+    .bind(f.assignee.as_deref())
+    .bind(f.decision.map(|d| d.as_str()))
+    .bind(f.opened_before)
+    .bind(f.user_id.as_deref())
+    .bind(f.after.as_deref())
+    .bind(limit(f.limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(case_record)
+    .collect()
+}
+
+pub(crate) async fn case(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<CaseRecord>, StoreError> {
+    one(conn, select_cases!("WHERE c.id = $1"), id, case_record).await
+}
+
+fn action_record(row: &PgRow) -> Result<ActionRecord, StoreError> {
+    Ok(ActionRecord {
+        id: get(row, "id")?,
+        kind: parsed(row, "kind", ActionKind::parse)?,
+        user_id: get(row, "user_id")?,
+        case_id: get(row, "case_id")?,
+        outcome: parsed_opt(row, "outcome", Outcome::parse)?,
+        reason: get(row, "reason")?,
+        requested_by: get(row, "requested_by")?,
+        requested_at: get(row, "requested_at")?,
+        status: parsed(row, "status", ActionStatus::parse)?,
+        decided_by: get(row, "decided_by")?,
+        decided_at: get(row, "decided_at")?,
+        decision_reason: get(row, "decision_reason")?,
+    })
+}
+
+pub(crate) async fn actions(
+    conn: &mut PgConnection,
+    status: Option<ActionStatus>,
+    n: u32,
+) -> Result<Vec<ActionRecord>, StoreError> {
+    sqlx::query(
+        "SELECT * FROM actions WHERE ($1::text IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(status.map(ActionStatus::as_str))
+    .bind(limit(n))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(action_record)
+    .collect()
+}
+
+pub(crate) async fn action(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<ActionRecord>, StoreError> {
+    one(
+        conn,
+        "SELECT * FROM actions WHERE id = $1",
+        id,
+        action_record,
+    )
+    .await
+}
+
+// --- Audit and keys -----------------------------------------------------------------------
+
+fn audit_record(row: &PgRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        seq: get(row, "seq")?,
+        id: get(row, "id")?,
+        at: get(row, "at")?,
+        actor: get(row, "actor")?,
+        action: get(row, "action")?,
+        subject: get(row, "subject")?,
+        reason: get(row, "reason")?,
+        before: get(row, "before")?,
+        after: get(row, "after")?,
+        prev_hash: get(row, "prev_hash")?,
+        hash: get(row, "hash")?,
+    })
+}
+
+pub(crate) async fn audit(
+    conn: &mut PgConnection,
+    after: i64,
+    n: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    sqlx::query("SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(after)
+        .bind(limit(n))
+        .fetch_all(conn)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(audit_record)
+        .collect()
+}
+
+pub(crate) async fn last_audit(
+    conn: &mut PgConnection,
+    action: &str,
+) -> Result<Option<AuditRecord>, StoreError> {
+    one(
+        conn,
+        "SELECT * FROM audit_log WHERE action = $1 ORDER BY seq DESC LIMIT 1",
+        action,
+        audit_record,
+    )
+    .await
+}
+
+fn key_record(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    Ok(ApiKeyRecord {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        role: parsed(row, "role", Role::parse)?,
+        created_at: get(row, "created_at")?,
+        created_by: get(row, "created_by")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+pub(crate) async fn keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+        .fetch_all(conn)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(key_record)
+        .collect()
+}
+
+pub(crate) async fn key(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    one(conn, "SELECT * FROM api_keys WHERE id = $1", id, key_record).await
+}
+
+pub(crate) async fn key_by_hash(
+    conn: &mut PgConnection,
+    hash: &str,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    one(
+        conn,
+        "SELECT * FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+        hash,
+        key_record,
+    )
+    .await
+}
+
+// --- Outbox -------------------------------------------------------------------------------
+
+fn endpoint_record(row: &PgRow) -> Result<EndpointRecord, StoreError> {
+    Ok(EndpointRecord {
+        id: get(row, "id")?,
+        configured: get(row, "configured")?,
+        disabled_at: get(row, "disabled_at")?,
+        disabled_reason: get(row, "disabled_reason")?,
+    })
+}
+
+pub(crate) async fn endpoints(conn: &mut PgConnection) -> Result<Vec<EndpointRecord>, StoreError> {
+    sqlx::query("SELECT * FROM endpoints ORDER BY id")
+        .fetch_all(conn)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(endpoint_record)
+        .collect()
+}
+
+pub(crate) async fn endpoint(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<EndpointRecord>, StoreError> {
+    one(
+        conn,
+        "SELECT * FROM endpoints WHERE id = $1",
+        id,
+        endpoint_record,
+    )
+    .await
+}
+
+/// A delivery row joined with its outbox message (`message_id`, `event_type`, `payload`).
+pub(crate) fn delivery_record(row: &PgRow) -> Result<DeliveryRecord, StoreError> {
+    let attempts: i32 = get(row, "attempts")?;
+    let last_status: Option<i32> = get(row, "last_status")?;
+    Ok(DeliveryRecord {
+        id: get(row, "id")?,
+        message_id: get(row, "message_id")?,
+        endpoint_id: get(row, "endpoint_id")?,
+        user_id: get(row, "user_id")?,
+        event_type: get(row, "event_type")?,
+        payload: get(row, "payload")?,
+        status: parsed(row, "status", DeliveryStatus::parse)?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: get(row, "next_attempt_at")?,
+        last_status: last_status.and_then(|s| u16::try_from(s).ok()),
+        last_error: get(row, "last_error")?,
+        created_at: get(row, "created_at")?,
+        delivered_at: get(row, "delivered_at")?,
+    })
+}
+
+pub(crate) async fn deliveries(
+    conn: &mut PgConnection,
+    f: &DeliveryFilter,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    sqlx::query(
+        "SELECT d.*, o.id AS message_id, o.event_type, o.payload
+         FROM deliveries d JOIN outbox o ON o.seq = d.message_seq
+         WHERE ($1::text IS NULL OR d.status = $1) AND ($2::text IS NULL OR d.endpoint_id = $2)
+           AND ($3::text IS NULL OR d.user_id = $3)
+           AND ($4::text IS NULL OR d.seq < (SELECT seq FROM deliveries WHERE id = $4))
+         ORDER BY d.seq DESC LIMIT $5",
+    )
+    .bind(f.status.map(DeliveryStatus::as_str))
+    .bind(f.endpoint_id.as_deref())
+    .bind(f.user_id.as_deref())
+    .bind(f.before.as_deref())
+    .bind(limit(f.limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(delivery_record)
+    .collect()
+}
+
+pub(crate) async fn delivery(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<DeliveryRecord>, StoreError> {
+    one(
+        conn,
+        "SELECT d.*, o.id AS message_id, o.event_type, o.payload
+         FROM deliveries d JOIN outbox o ON o.seq = d.message_seq
+         WHERE d.id = $1",
+        id,
+        delivery_record,
+    )
+    .await
+}

@@ -1,0 +1,34 @@
+//! The store conformance suite (`riskhook_store::conformance`) against PostgreSQL, each case on
+//! a fresh database of its own on the test server (`RISKHOOK_TEST_POSTGRES_URL`, see
+//! `riskhook_store_postgres::test_support`): skipped when the server cannot be reached, failed
+//! instead when `RISKHOOK_REQUIRE_SERVICES=1`.
+
+use riskhook_store::conformance;
+use riskhook_store_postgres::PostgresStore;
+use riskhook_store_postgres::test_support::fresh_database_or_skip;
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let Some((url, database)) = fresh_database_or_skip().await else { return };
+            let store = PostgresStore::open(&url, 8).await.expect("open");
+            conformance::$case(&store).await;
+            store.close().await;
+            database.remove().await.expect("drop the test database");
+        }
+    )*};
+}
+
+conformance!(
+    ingest_is_exactly_once,
+    evidence_gathers_into_one_case,
+    resolving_a_case_sets_the_verdict,
+    four_eyes_needs_a_second_key,
+    audit_chain_is_intact,
+    keys_are_stored_hashed_and_revocable,
+    outbox_claims_in_order_with_leases,
+    concurrent_identical_deliveries_are_stored_once,
+    concurrent_events_of_one_user_end_as_one_by_one,
+    concurrent_dispatchers_never_share_a_delivery,
+);
