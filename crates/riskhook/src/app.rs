@@ -86,6 +86,7 @@ impl App {
                 config: Arc::new(config),
                 policy: Arc::new(policy),
                 clock,
+                outbox: dispatcher.waker(),
             },
             dispatcher,
             nats: nats_probe,

@@ -17,7 +17,7 @@ mod review;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, Method, Request, StatusCode};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -41,6 +41,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(move || std::future::ready(openapi::serve(doc.clone()))),
         )
         .route("/metrics", axum::routing::get(crate::metrics::render))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wake_dispatcher_after_writes,
+        ))
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
@@ -53,6 +57,22 @@ pub fn router(state: AppState) -> Router {
                     clamp(timeout),
                 )),
         )
+}
+
+/// After a request that may have changed a user (an accepted event, a review command, a
+/// retried delivery), the dispatcher looks for due notifications at once instead of at its
+/// next poll: the customer hears of a decision within milliseconds of its commit.
+async fn wake_dispatcher_after_writes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let writes = !matches!(*request.method(), Method::GET | Method::HEAD);
+    let response = next.run(request).await;
+    if writes && response.status().is_success() {
+        state.outbox.notify_one();
+    }
+    response
 }
 
 /// The OpenAPI 3.1 document of `/v1`, as `GET /openapi.json` serves it.

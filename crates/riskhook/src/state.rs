@@ -19,6 +19,8 @@ pub struct AppState {
     pub policy: Arc<PolicyHandle>,
     /// Unix seconds; injected so tests can pin time.
     pub clock: Clock,
+    /// Wakes the notification dispatcher after a write ([`crate::notify::Dispatcher::waker`]).
+    pub outbox: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {

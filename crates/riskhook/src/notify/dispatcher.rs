@@ -71,7 +71,7 @@ struct Inner {
     client: reqwest::Client,
     clock: MillisClock,
     jitter: Jitter,
-    wake: Notify,
+    wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -135,7 +135,7 @@ impl Dispatcher {
                 client,
                 clock,
                 jitter,
-                wake: Notify::new(),
+                wake: Arc::new(Notify::new()),
             }),
         })
     }
@@ -154,6 +154,11 @@ impl Dispatcher {
             .store
             .sync_endpoints(&ids, (self.inner.clock)())
             .await
+    }
+
+    /// What wakes this dispatcher: handed to the HTTP layer, which pokes it after writes.
+    pub fn waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.wake)
     }
 
     /// Looks for due deliveries now instead of at the next poll (e.g. right after a commit

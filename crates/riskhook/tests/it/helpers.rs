@@ -329,6 +329,7 @@ pub(crate) async fn app_router() -> (axum::Router, tempfile::TempDir) {
         config: Arc::new(config),
         policy: Arc::new(policy),
         clock: riskhook_didit::axum::system_clock(),
+        outbox: Arc::default(),
     };
     (riskhook::routes::router(state), dir)
 }

@@ -657,3 +657,21 @@ async fn a_delivery_left_by_a_dead_dispatcher_is_sent_after_its_lease_ends() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_change_is_sent_at_once_without_waiting_for_the_next_poll() {
+    let receiver = Receiver::start(always(204)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A poll an hour away: only the wake after the accepted event can send it in time.
+    let toml = notify_toml(3, "100ms", &[("prompt", &receiver.url())])
+        .replace("poll_interval = \"50ms\"", "poll_interval = \"1h\"");
+    let app = spawn_notifying(&dir, &toml).await;
+    // Let the dispatcher's first look (at start) pass, so the next one needs a wake.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    change(&app, "u-prompt", 0).await;
+    eventually("the notification arrives", || async {
+        receiver.received().len() == 1
+    })
+    .await;
+    app.stop().await;
+}
