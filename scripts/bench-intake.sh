@@ -4,7 +4,9 @@
 #   2. `riskhook serve` (SQLite, synchronous=FULL, scoring) at the same concurrency;
 #   3. `riskhook serve` at half of its measured maximum, open loop, for the latency target;
 #   4. resident memory of `riskhook serve` (peak, VmHWM) over 2 and 3;
-#   5. time from start to a ready /readyz on an existing database (median of 5).
+#   5. time from start to a ready /readyz on an existing database (median of 5);
+#   6. with BENCH_POSTGRES_URL (a server URL; needs psql): `riskhook serve` on a fresh
+#      PostgreSQL database at the same concurrency.
 # Results go to stdout and target/bench-intake/*.json. Needs python3 and curl.
 #
 #   scripts/bench-intake.sh            # 20 s per phase, 64 connections
@@ -64,6 +66,18 @@ for _ in 1 2 3 4 5; do
 done
 READY_MEDIAN=$(printf '%s\n' "${READY[@]}" | sort -n | sed -n 3p)
 
+if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
+  echo "== 6. riskhook serve (PostgreSQL, scoring), $CONC connections, $DURATION"
+  psql "$BENCH_POSTGRES_URL" -q -c 'DROP DATABASE IF EXISTS riskhook_bench WITH (FORCE)' -c 'CREATE DATABASE riskhook_bench'
+  PG_DB="${BENCH_POSTGRES_URL%/*}/riskhook_bench"
+  RISKHOOK_LISTEN=127.0.0.1:3904 RISKHOOK_DATABASE_URL="$PG_DB" RISKHOOK_LOG_FILTER=warn "$BIN" serve &
+  PG_PID=$!
+  wait_ready http://127.0.0.1:3904/readyz
+  "$BIN" loadgen http://127.0.0.1:3904/webhooks/didit --concurrency "$CONC" --duration "$DURATION" --quiet --json > "$OUT/serve-postgres.json"
+  kill "$PG_PID"; wait "$PG_PID" 2>/dev/null || true
+  psql "$BENCH_POSTGRES_URL" -q -c 'DROP DATABASE IF EXISTS riskhook_bench WITH (FORCE)'
+fi
+
 python3 - "$OUT" "$RSS_KB" "$READY_MEDIAN" "${READY[*]}" <<'PY'
 import json, sys
 out, rss_kb, ready, readies = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -81,5 +95,12 @@ print(f"\nserve / embed throughput: {ratio:.2f} (target >= 0.50)")
 print(f"p99 at half max: {h['latency_ms']['p99']:.2f} ms (target < 10)")
 print(f"peak RSS of serve: {rss_kb/1024:.1f} MB (target < 64)")
 print(f"start to ready on an existing database: median {ready} ms of [{readies}] (target < 200)")
-json.dump({"embed": e, "serve": s, "serve_half": h, "ratio": ratio, "rss_mb": rss_kb/1024, "ready_ms": ready}, open(f"{out}/summary.json", "w"), indent=2)
+import os
+summary = {"embed": e, "serve": s, "serve_half": h, "ratio": ratio, "rss_mb": rss_kb/1024, "ready_ms": ready}
+if os.path.exists(f"{out}/serve-postgres.json") and os.environ.get("BENCH_POSTGRES_URL"):
+    p = json.load(open(f"{out}/serve-postgres.json"))
+    print(row("riskhook serve (PostgreSQL+scoring)", p))
+    print(f"PostgreSQL / SQLite serve throughput: {p['throughput_per_second'] / s['throughput_per_second']:.2f}")
+    summary["serve_postgres"] = p
+json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 PY
