@@ -362,6 +362,16 @@ async fn notify(
     cause: Cause<'_>,
     version: i64,
 ) -> Result<(), StoreError> {
+    // Nobody to tell: a message without deliveries would only be written and never read.
+    // (Endpoints configured later get notifications from then on, not a backlog.)
+    let anyone: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM endpoints WHERE configured)")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    if !anyone {
+        return Ok(());
+    }
     let message_id = new_id("msg");
     let payload = user_updated(user_id, before, after, cause.what, version, cause.now);
     let now_ms = cause.now.saturating_mul(1000);

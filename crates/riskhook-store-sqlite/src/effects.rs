@@ -228,7 +228,8 @@ pub(crate) fn refresh_user(
 }
 
 /// Writes a `user.updated` notification and one pending delivery per configured endpoint
-/// (disabled ones included: their deliveries wait until the endpoint is enabled again).
+/// (disabled ones included: their deliveries wait until the endpoint is enabled again), when
+/// any endpoint is configured.
 fn notify(
     conn: &Connection,
     user_id: &str,
@@ -237,6 +238,15 @@ fn notify(
     cause: Cause<'_>,
     version: i64,
 ) -> Result<(), StoreError> {
+    // Nobody to tell: a message without deliveries would only be written and never read.
+    // (Endpoints configured later get notifications from then on, not a backlog.)
+    let anyone: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM endpoints WHERE configured = 1)")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(map_err)?;
+    if !anyone {
+        return Ok(());
+    }
     let message_id = new_id("msg");
     let payload = user_updated(user_id, before, after, cause.what, version, cause.now);
     let now_ms = cause.now.saturating_mul(1000);
