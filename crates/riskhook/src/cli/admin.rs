@@ -93,7 +93,10 @@ pub(super) async fn audit(command: AuditCommand) -> anyhow::Result<()> {
     store.close().await;
     let (checked, head) = result?;
     match head {
-        Some(head) => println!("audit chain intact: {checked} entries, head {head}"),
+        Some(head) => {
+            let entries = if checked == 1 { "entry" } else { "entries" };
+            println!("audit chain intact: {checked} {entries}, head {head}");
+        }
         None => println!("audit log is empty"),
     }
     Ok(())
