@@ -495,31 +495,10 @@ pub async fn outbox_claims_in_order_with_leases(store: &dyn Store) {
 // put many store calls in flight at once and check that the outcome is the one a single writer
 // would give.
 
-/// Drives every future at once, on this task, and returns their outputs in order. Every store
-/// call is in flight together with the others — which is what a database sees of concurrent
-/// requests — without the store having to be `'static` for `tokio::spawn`.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().map(Option::unwrap).collect()
-}
+// `join_all` drives every future at once, on this task, and returns their outputs in order.
+// Every store call is in flight together with the others — which is what a database sees of
+// concurrent requests — without the store having to be `'static` for `tokio::spawn`.
+use futures_util::future::join_all;
 
 fn verify_chain(entries: &[crate::AuditRecord]) {
     let mut verifier = ChainVerifier::new();
@@ -533,16 +512,14 @@ fn verify_chain(entries: &[crate::AuditRecord]) {
 pub async fn concurrent_identical_deliveries_are_stored_once(store: &dyn Store) {
     const COPIES: u32 = 16;
     for (first, user, session) in [(100, Some("u-c1"), "sess-c1"), (200, None, "sess-c2")] {
-        let copies = (first..first + COPIES)
-            .map(|n| {
-                // Each request gets its own event and assessment ids, as the service assigns
-                // them before the insert; the delivery and content keys are the same.
-                let mut copy = event(n, "", session, "Approved", 1_780_000_500);
-                copy.delivery_key = Some(format!("delivery-{session}"));
-                copy.vendor_data = user.map(str::to_owned);
-                store.ingest(copy, Some(assessment(n, Decision::Review, 60)))
-            })
-            .collect();
+        let copies = (first..first + COPIES).map(|n| {
+            // Each request gets its own event and assessment ids, as the service assigns
+            // them before the insert; the delivery and content keys are the same.
+            let mut copy = event(n, "", session, "Approved", 1_780_000_500);
+            copy.delivery_key = Some(format!("delivery-{session}"));
+            copy.vendor_data = user.map(str::to_owned);
+            store.ingest(copy, Some(assessment(n, Decision::Review, 60)))
+        });
         let outcomes: Vec<IngestOutcome> = join_all(copies)
             .await
             .into_iter()
@@ -602,16 +579,13 @@ pub async fn concurrent_events_of_one_user_end_as_one_by_one(store: &dyn Store) 
             })
         })
         .collect();
-    let ingests = events
-        .iter()
-        .map(|(n, session, timestamp)| {
-            let status = STATUSES[(*n % 4) as usize];
-            store.ingest(
-                event(*n, USER, session, status, *timestamp),
-                Some(assessment(*n, decide(*n), score(*n))),
-            )
-        })
-        .collect();
+    let ingests = events.iter().map(|(n, session, timestamp)| {
+        let status = STATUSES[(*n % 4) as usize];
+        store.ingest(
+            event(*n, USER, session, status, *timestamp),
+            Some(assessment(*n, decide(*n), score(*n))),
+        )
+    });
     for outcome in join_all(ingests).await {
         assert!(
             matches!(outcome, Ok(IngestOutcome::Accepted { .. })),
@@ -712,13 +686,11 @@ pub async fn concurrent_dispatchers_never_share_a_delivery(store: &dyn Store) {
         .unwrap();
     // Twelve users at once (so the audit chain and the outbox have concurrent writers too),
     // two changes each in order (in review, then frozen), to two endpoints.
-    let users = (0..12u32)
-        .map(|u| async move {
-            let user = format!("u-d{u}");
-            ingest(store, 500 + u * 2, &user, Decision::Review).await;
-            ingest(store, 501 + u * 2, &user, Decision::Freeze).await;
-        })
-        .collect();
+    let users = (0..12u32).map(|u| async move {
+        let user = format!("u-d{u}");
+        ingest(store, 500 + u * 2, &user, Decision::Review).await;
+        ingest(store, 501 + u * 2, &user, Decision::Freeze).await;
+    });
     join_all(users).await;
     verify_chain(&store.audit(0, 10_000).await.unwrap());
     let all = store
@@ -755,7 +727,7 @@ pub async fn concurrent_dispatchers_never_share_a_delivery(store: &dyn Store) {
             }
         }
     };
-    let claimed: Vec<String> = join_all((0..4).map(|i| dispatch(format!("d{i}"))).collect())
+    let claimed: Vec<String> = join_all((0..4).map(|i| dispatch(format!("d{i}"))))
         .await
         .into_iter()
         .flatten()

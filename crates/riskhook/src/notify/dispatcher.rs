@@ -156,15 +156,11 @@ impl Dispatcher {
             .await
     }
 
-    /// What wakes this dispatcher: handed to the HTTP layer, which pokes it after writes.
+    /// What wakes this dispatcher: handed to the HTTP layer, which pokes it after writes so
+    /// due deliveries are looked for at once instead of at the next poll. A wake with nothing
+    /// due costs one query.
     pub fn waker(&self) -> Arc<Notify> {
         Arc::clone(&self.inner.wake)
-    }
-
-    /// Looks for due deliveries now instead of at the next poll (e.g. right after a commit
-    /// that wrote some). Cheap; a wake with nothing due costs one query.
-    pub fn wake(&self) {
-        self.inner.wake.notify_one();
     }
 
     /// Runs until `stop` turns true (or its sender is gone), then lets in-flight attempts

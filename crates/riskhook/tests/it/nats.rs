@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
-use riskhook::config::{Config, DatabaseUrl};
+use riskhook::config::Config;
 use riskhook::notify::NatsSink;
 use riskhook::notify::nats::{decode_subject_token, encode_subject_token};
 use riskhook_store::{Claim, DeliveryRecord, DeliveryStatus};
 use serde_json::Value;
 
 use crate::helpers::{keys_config, spawn_app_with_config};
-use crate::notify::{change, deliveries, eventually, now_ms};
+use crate::notify::{change, deliveries, eventually, failed_then_requeued, now_ms};
 
 /// The shared test server: `RISKHOOK_TEST_NATS_URL`, by default the local one.
 fn nats_url() -> String {
@@ -278,24 +278,10 @@ async fn a_republished_message_is_stored_once_even_after_a_dead_dispatchers_leas
     let down = format!("nats://127.0.0.1:{}", closed_port());
     let first = notify_toml(1, "3s", "1s") + &scratch.nats_toml(&down);
     let app = spawn_app_with_config(config(&dir, &first)).await;
-    change(&app, user, 0).await;
-    eventually("the attempt fails", || async {
-        deliveries(&app.store, "nats")
-            .await
-            .first()
-            .is_some_and(|d| d.status == DeliveryStatus::Failed)
-    })
-    .await;
-    let db_url = app.db_url.clone();
-    app.stop().await;
+    let (store, id) = failed_then_requeued(app, "nats", user).await;
 
     // A dispatcher takes the delivery back up, publishes it twice (a retry after a lost
     // acknowledgement) and dies before recording anything.
-    let store = riskhook::store::open(&DatabaseUrl::new(db_url))
-        .await
-        .unwrap();
-    let id = deliveries(&store, "nats").await.remove(0).id;
-    store.retry_delivery(&id, "test", now_ms()).await.unwrap();
     let lease = Duration::from_secs(3);
     let claimed = store
         .claim_deliveries(&Claim {

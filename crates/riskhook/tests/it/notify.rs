@@ -253,6 +253,32 @@ where
     }
 }
 
+/// Makes `user`'s first change on `app`, whose only attempt at `endpoint` fails; stops `app`;
+/// and, through a store of its own, puts the failed delivery back in the queue. Returns that
+/// store and the delivery's id: what a dispatcher that claims it next (and dies) starts from.
+pub(crate) async fn failed_then_requeued(
+    app: TestApp,
+    endpoint: &str,
+    user: &str,
+) -> (Arc<dyn Store>, String) {
+    change(&app, user, 0).await;
+    eventually("the first attempt fails", || async {
+        deliveries(&app.store, endpoint)
+            .await
+            .first()
+            .is_some_and(|d| d.status == DeliveryStatus::Failed)
+    })
+    .await;
+    let db_url = app.db_url.clone();
+    app.stop().await;
+    let store = riskhook::store::open(&DatabaseUrl::new(db_url))
+        .await
+        .unwrap();
+    let id = deliveries(&store, endpoint).await.remove(0).id;
+    store.retry_delivery(&id, "test", now_ms()).await.unwrap();
+    (store, id)
+}
+
 pub(crate) fn now_ms() -> i64 {
     i64::try_from(
         SystemTime::now()
@@ -598,25 +624,11 @@ async fn a_delivery_left_by_a_dead_dispatcher_is_sent_after_its_lease_ends() {
     let dir = tempfile::tempdir().unwrap();
     let toml = notify_toml(1, "50ms", &[("lease", &receiver.url())]);
 
-    // A first run fails the delivery once and stops.
+    // A first run fails the delivery once and stops; while nothing runs, a retry is asked for.
     let app = spawn_notifying(&dir, &toml).await;
-    change(&app, "u-lease", 0).await;
-    eventually("the first attempt fails", || async {
-        deliveries(&app.store, "lease")
-            .await
-            .first()
-            .is_some_and(|d| d.status == DeliveryStatus::Failed)
-    })
-    .await;
-    let db_url = app.db_url.clone();
-    app.stop().await;
+    let (store, id) = failed_then_requeued(app, "lease", "u-lease").await;
 
-    // While nothing runs, a retry is asked for and a dispatcher that then dies claims it.
-    let store = riskhook::store::open(&DatabaseUrl::new(db_url))
-        .await
-        .unwrap();
-    let id = deliveries(&store, "lease").await.remove(0).id;
-    store.retry_delivery(&id, "test", now_ms()).await.unwrap();
+    // A dispatcher that then dies claims it.
     let lease = Duration::from_secs(2);
     let claimed_at = Instant::now();
     let claimed = store
