@@ -192,13 +192,24 @@ async fn a_risky_user_is_reviewed_audited_and_the_customer_is_told_in_order() {
         .collect();
     assert_eq!(causes, ["assessment", "case.resolved", "assessment"]);
     assert!(got.iter().all(|m| m["type"] == "user.updated"));
-    let deliveries = app
-        .api(
-            Method::GET,
-            "/v1/deliveries?user_id=story-user",
-            Some(READ_KEY),
-        )
-        .await;
+    // The endpoint has the messages; the dispatcher records each answer just after it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let deliveries = loop {
+        let reply = app
+            .api(
+                Method::GET,
+                "/v1/deliveries?user_id=story-user",
+                Some(READ_KEY),
+            )
+            .await;
+        let settled = reply.json["deliveries"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|d| d["status"] != "pending"));
+        if settled || Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let list = deliveries.json["deliveries"].as_array().unwrap();
     assert_eq!(list.len(), 3, "{deliveries:?}");
     assert!(
