@@ -5,13 +5,14 @@
 //! one writer thread ([`writer`]) that commits deliveries in batches (group commit); SQLite has
 //! one writer at a time anyway, and a single writer never meets `SQLITE_BUSY` on lock upgrade.
 //! Reads use their own pool of sqlx connections and never wait for the writer (WAL readers see
-//! the last commit). SQLite checkpoints the WAL itself every 1000 pages, inside a commit;
-//! `close` folds what is left, so the next start has nothing to replay. (A background
-//! checkpointer, with or without SQLite's own, was measured and made the latency tail worse.)
+//! the last commit). Checkpoints run on a thread of their own ([`checkpointer`]), in small
+//! passes while the writer goes on committing, with the WAL's length capped; `close` folds
+//! what is left, so the next start has nothing to replay.
 //!
 //! This crate owns the SQL and the migrations (`migrations/`, embedded into the binary and
 //! applied on [`SqliteStore::open`]).
 
+mod checkpointer;
 mod commands;
 mod effects;
 mod reads;
@@ -72,7 +73,8 @@ pub struct SqliteStore {
     _temporary: Option<Arc<tempfile::TempPath>>,
 }
 
-fn migrator() -> Migrator {
+/// Every migration, in order.
+fn migrations() -> Vec<Migration> {
     let migration = |version, description, sql| {
         Migration::new(
             version,
@@ -82,7 +84,7 @@ fn migrator() -> Migrator {
             false,
         )
     };
-    Migrator::with_migrations(vec![
+    vec![
         migration(
             1,
             "events and sessions",
@@ -103,7 +105,16 @@ fn migrator() -> Migrator {
             "review, audit, keys and outbox",
             include_str!("../migrations/0004_review_audit_outbox.sql"),
         ),
-    ])
+        migration(
+            5,
+            "fewer index writes",
+            include_str!("../migrations/0005_fewer_index_writes.sql"),
+        ),
+    ]
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(migrations())
 }
 
 impl SqliteStore {
@@ -238,12 +249,22 @@ impl SqliteStore {
 
     /// Closes both pools, waiting for connections to be returned: a clean shutdown.
     pub async fn close(&self) {
-        // Fold the WAL into the database, so the next start has nothing to replay.
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.admin)
-            .await
-        {
-            tracing::warn!(error = %e, "final WAL checkpoint failed");
+        // Fold the WAL into the database, so the next start has nothing to replay. A pass of
+        // the checkpointer thread may hold the checkpoint lock (SQLite then answers "busy" at
+        // once, without waiting): retry for a while.
+        for attempt in 1..=50 {
+            match sqlx::query_scalar::<_, i64>("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.admin)
+                .await
+            {
+                Ok(0) => break,
+                Ok(_) if attempt < 50 => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(_) => tracing::warn!("final WAL checkpoint: the database stayed busy"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "final WAL checkpoint failed");
+                    break;
+                }
+            }
         }
         self.reader.close().await;
         self.admin.close().await;
@@ -689,5 +710,101 @@ fn map_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::ColumnNotFound(_)
         | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
         _ => StoreError::Other(Box::new(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use riskhook_store::NewAuditEntry;
+    use rusqlite::types::Value;
+
+    use super::*;
+
+    fn rows(conn: &rusqlite::Connection, sql: &str) -> Vec<Vec<Value>> {
+        let mut statement = conn.prepare(sql).expect("prepare");
+        let width = statement.column_count();
+        statement
+            .query_map([], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect())
+            .and_then(Iterator::collect)
+            .expect("query")
+    }
+
+    /// Migration 5 rebuilds the audit log: an existing chain must come out byte for byte the
+    /// same, and still append-only.
+    #[tokio::test]
+    async fn migration_5_keeps_the_audit_chain_and_its_guards() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v4.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("pool");
+        let upto_4 = migrations()
+            .into_iter()
+            .filter(|m| m.version <= 4)
+            .collect();
+        Migrator::with_migrations(upto_4)
+            .run(&pool)
+            .await
+            .expect("migrate to 4");
+
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        for i in 0..3 {
+            let entry = NewAuditEntry::system(
+                1_700_000_000 + i,
+                "test.entry",
+                format!("user:u{i}"),
+                "{}".to_owned(),
+            );
+            effects::append_audit(&conn, entry).expect("append");
+        }
+        let before = rows(&conn, "SELECT * FROM audit_log ORDER BY seq");
+        assert_eq!(before.len(), 3);
+
+        migrator().run(&pool).await.expect("migrate to 5");
+
+        assert_eq!(rows(&conn, "SELECT * FROM audit_log ORDER BY seq"), before);
+        let indexes = rows(
+            &conn,
+            "SELECT name FROM sqlite_schema WHERE type = 'index'
+                                  AND tbl_name IN ('audit_log', 'assessments') ORDER BY name",
+        );
+        let names: Vec<_> = indexes.into_iter().flatten().collect();
+        assert!(
+            !names.contains(&Value::Text("assessments_session".into())),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&Value::Text("audit_log_action".into())),
+            "{names:?}"
+        );
+        let unique_columns = rows(
+            &conn,
+            "SELECT ii.name FROM pragma_index_list('audit_log') il
+                                         JOIN pragma_index_info(il.name) ii WHERE il.\"unique\"",
+        );
+        assert_eq!(unique_columns, vec![vec![Value::Text("id".into())]]);
+        for edit in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
+            let e = conn.execute(edit, []).expect_err(edit);
+            assert!(e.to_string().contains("append-only"), "{edit}: {e}");
+        }
+        // And the chain goes on from where it was.
+        let next = effects::append_audit(
+            &conn,
+            NewAuditEntry::system(
+                1_700_000_009,
+                "test.entry",
+                "user:u9".to_owned(),
+                "{}".to_owned(),
+            ),
+        )
+        .expect("append");
+        assert_eq!(next.seq, 4);
+        assert_eq!(Value::Text(next.prev_hash), before[2][10]);
     }
 }

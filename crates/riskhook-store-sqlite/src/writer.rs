@@ -19,6 +19,7 @@ use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, NewAuditEntry, S
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::checkpointer::{Limits, Wal};
 use crate::{PROVIDER, effects};
 
 /// How many deliveries one commit carries at most.
@@ -64,9 +65,10 @@ impl std::fmt::Debug for WriteJob {
 pub(crate) fn spawn(path: &Path) -> Result<mpsc::Sender<Job>, StoreError> {
     let connection = open(path)?;
     let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
+    let wal = Wal::start(&connection, path, Limits::default())?;
     std::thread::Builder::new()
-        .name("riskhook-sqlite-writer".to_owned())
-        .spawn(move || run(connection, queue))
+        .name("riskhook-writer".to_owned())
+        .spawn(move || run(connection, &wal, queue))
         .map_err(|e| StoreError::Other(Box::new(e)))?;
     Ok(jobs)
 }
@@ -78,7 +80,8 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000;",
+             PRAGMA busy_timeout = 5000;
+             PRAGMA cache_size = -8192;",
         )
         .map_err(map_err)?;
     connection.set_prepared_statement_cache_capacity(32);
@@ -86,7 +89,7 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// The thread's loop: ends when every sender (every clone of the store) is gone.
-fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
+fn run(mut connection: Connection, wal: &Wal, mut queue: mpsc::Receiver<Job>) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         let mut command = None;
@@ -103,10 +106,12 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
         }
         if !batch.is_empty() {
             commit_and_answer(&mut connection, &mut batch);
+            wal.after_commit();
         }
         // After the deliveries that were queued before it, so its view includes them.
         if let Some(run) = command {
             run(&mut connection);
+            wal.after_commit();
         }
     }
 }
