@@ -331,6 +331,51 @@ async fn a_v2_only_delivery_re_encoded_with_whitespace_and_reordered_keys_still_
     assert_eq!(app.calls(), 1);
 }
 
+#[tokio::test]
+async fn bodies_verified_on_the_blocking_pool_come_to_the_same_outcomes() {
+    // Every body handed to the blocking pool: the typed event, each scheme and each refusal
+    // must be exactly what verifying in place gives.
+    let app = App::new(layer(verifier()).offload_over(0));
+    let seen = app.send(signed(&key(), &approved(), NOW)).await.assert_ok();
+    assert_eq!(seen["session_status"], "Approved");
+    assert_eq!(seen["scheme"], Scheme::Raw.as_str());
+    assert_eq!(seen["key_id"], KEY_ID);
+    assert_eq!(seen["received_at"], NOW);
+    let another = event("evt-2", "sess-2", "Approved", NOW); // the first is now a replay
+    let v2_only = signed_only(&key(), &another, NOW, |name| {
+        name == "X-Timestamp" || name == "X-Signature-V2"
+    });
+    assert_eq!(app.send(v2_only).await.assert_ok()["scheme"], "v2");
+    let stranger = Key::new(KEY_ID, &Secret::new("not-the-secret")).unwrap();
+    app.rejects(signed(&stranger, &approved(), NOW), 401, "bad-signature")
+        .await;
+    app.rejects(
+        signed(&key(), &approved(), NOW - 301),
+        401,
+        "stale-timestamp",
+    )
+    .await;
+    app.rejects(signed(&key(), b"not json", NOW), 400, "invalid-json")
+        .await;
+    assert_eq!(app.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_body_over_the_default_offload_size_verifies() {
+    let padding = "x".repeat(DiditWebhookLayer::DEFAULT_OFFLOAD_OVER);
+    let body = format!(
+        "{{\"webhook_type\":\"status.updated\",\"timestamp\":{NOW},\"status\":\"Approved\",\
+         \"session_id\":\"sess-1\",\"vendor_data\":\"user-42\",\"event_id\":\"evt-1\",\
+         \"note\":\"{padding}\"}}"
+    )
+    .into_bytes();
+    assert!(body.len() > DiditWebhookLayer::DEFAULT_OFFLOAD_OVER);
+    let app = App::new(layer(verifier()));
+    let seen = app.send(signed(&key(), &body, NOW)).await.assert_ok();
+    assert_eq!(seen["session_status"], "Approved");
+    assert_eq!(seen["raw_len"], body.len());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Rejections: status, problem+json, code, handler not called.
 
