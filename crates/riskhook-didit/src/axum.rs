@@ -326,11 +326,10 @@ impl Shared {
         };
         let now = (self.clock)();
         let verified = if raw.len() > self.offload_over {
-            let shared = Arc::clone(self);
-            let headers = OwnedHeaders::of(headers);
-            let body = raw.clone();
+            // Rare (bodies larger than Didit sends), so copying the headers is no matter.
+            let (shared, headers, body) = (Arc::clone(self), headers.clone(), raw.clone());
             tokio::task::spawn_blocking(move || {
-                shared.verifier.verify(&headers.delivery(&body), now)
+                shared.verifier.verify(&delivery(&headers, &body), now)
             })
             .await
             // Only if the runtime is shutting down (or verification panicked): Didit retries.
@@ -344,8 +343,7 @@ impl Shared {
                 ("unavailable", problem)
             })?
         } else {
-            self.verifier
-                .verify(&OwnedHeaders::of(headers).delivery(&raw), now)
+            self.verifier.verify(&delivery(headers, &raw), now)
         };
         match verified {
             Ok((event, verification)) => Ok(VerifiedDiditEvent {
@@ -387,35 +385,16 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The headers verification reads, owned, to travel to the blocking pool.
-struct OwnedHeaders {
-    timestamp: Option<String>,
-    raw: Option<String>,
-    v2: Option<String>,
-    simple: Option<String>,
-}
-
-impl OwnedHeaders {
-    fn of(headers: &HeaderMap) -> Self {
-        let owned = |name| header_str(headers, name).map(str::to_owned);
-        Self {
-            timestamp: owned("x-timestamp"),
-            raw: owned("x-signature"),
-            v2: owned("x-signature-v2"),
-            simple: owned("x-signature-simple"),
-        }
-    }
-
-    fn delivery<'a>(&'a self, body: &'a [u8]) -> Delivery<'a> {
-        Delivery {
-            timestamp: self.timestamp.as_deref(),
-            signatures: SignatureHeaders {
-                raw: self.raw.as_deref(),
-                v2: self.v2.as_deref(),
-                simple: self.simple.as_deref(),
-            },
-            body,
-        }
+/// What verification reads of a request.
+fn delivery<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Delivery<'a> {
+    Delivery {
+        timestamp: header_str(headers, "x-timestamp"),
+        signatures: SignatureHeaders {
+            raw: header_str(headers, "x-signature"),
+            v2: header_str(headers, "x-signature-v2"),
+            simple: header_str(headers, "x-signature-simple"),
+        },
+        body,
     }
 }
 
