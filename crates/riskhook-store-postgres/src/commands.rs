@@ -13,8 +13,8 @@ use riskhook_core::review::{
     ActionKind, ActionStatus, CaseStatus, Outcome, account_status, needs_second_person,
 };
 use riskhook_store::{
-    Attempt, Claim, CommandError, DecideAction, DeliveryRecord, NewApiKey, NewAuditEntry,
-    ResolveCase, StoreError, UserAction,
+    Attempt, AttemptUpdate, Claim, CommandError, DecideAction, DeliveryRecord, NewApiKey,
+    NewAuditEntry, ResolveCase, StoreError, UserAction,
 };
 use serde_json::json;
 use sqlx::{PgConnection, Row};
@@ -45,15 +45,15 @@ fn audit(
     before: Option<serde_json::Value>,
     after: serde_json::Value,
 ) {
-    tx.audit(NewAuditEntry {
-        at: now,
-        actor: actor.to_owned(),
-        action: action.to_owned(),
+    tx.audit(NewAuditEntry::by(
+        now,
+        actor,
+        action,
         subject,
-        reason: reason.map(str::to_owned),
-        before: before.map(|b| b.to_string()),
-        after: Some(after.to_string()),
-    });
+        reason,
+        before.as_ref(),
+        &after,
+    ));
 }
 
 struct Case {
@@ -704,30 +704,13 @@ pub(crate) async fn record_attempt(
     attempt: &Attempt,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let (status, next, last_status, error, delivered_at) = match attempt {
-        Attempt::Delivered { status } => ("delivered", None, Some(*status), None, Some(now_ms)),
-        Attempt::Retry {
-            next_attempt_at,
-            status,
-            error,
-        } => (
-            "pending",
-            Some(*next_attempt_at),
-            *status,
-            Some(error.as_str()),
-            None,
-        ),
-        Attempt::Exhausted { status, error } => {
-            ("failed", None, *status, Some(error.as_str()), None)
-        }
-        Attempt::Gone => (
-            "pending",
-            Some(now_ms),
-            Some(410),
-            Some("410 Gone: the endpoint is disabled until enabled again"),
-            None,
-        ),
-    };
+    let AttemptUpdate {
+        status,
+        next_attempt_at: next,
+        last_status,
+        last_error: error,
+        delivered_at,
+    } = attempt.update(now_ms);
     // Checked in the update itself: only the lease's owner, only while pending.
     let endpoint: Option<String> = sqlx::query_scalar(
         "UPDATE deliveries SET status = $3, attempts = attempts + 1,

@@ -339,15 +339,14 @@ pub(crate) async fn refresh_user(
     .map_err(map_err)?;
     if changed {
         notify(conn, user_id, before_state.as_ref(), &after, cause, version).await?;
-        tx.audit(NewAuditEntry {
-            at: cause.now,
-            actor: cause.actor.to_owned(),
-            action: "user.updated".to_owned(),
-            subject: format!("user:{user_id}"),
-            reason: Some(format!("caused by {}", cause.what)),
-            before: before_state.as_ref().map(UserState::to_json),
-            after: Some(after.to_json()),
-        });
+        tx.audit(NewAuditEntry::user_updated(
+            cause.now,
+            cause.actor,
+            user_id,
+            cause.what,
+            before_state.as_ref(),
+            &after,
+        ));
     }
     Ok(after)
 }

@@ -57,11 +57,10 @@ async fn apply(
             _ => None,
         };
         if let Some((case_id, true)) = &case {
-            tx.audit(NewAuditEntry::system(
+            tx.audit(NewAuditEntry::case_opened(
                 event.received_at,
-                "case.opened",
-                format!("case:{case_id}"),
-                serde_json::json!({ "user_id": user_id, "status": "open" }).to_string(),
+                case_id,
+                user_id,
             ));
         }
         let cause = effects::Cause {
@@ -155,24 +154,7 @@ async fn record_assessment(
     .await
     .map_err(map_err)?;
     // Every automatic decision is audited, with what it rests on.
-    let subject = match (&event.vendor_data, &event.session_id) {
-        (Some(user), _) => format!("user:{user}"),
-        (None, Some(session)) => format!("session:{session}"),
-        (None, None) => format!("event:{}", event.id),
-    };
-    let after = serde_json::json!({
-        "assessment_id": assessment.id,
-        "event_id": event.id,
-        "decision": assessment.decision.as_str(),
-        "score": assessment.score,
-        "policy_hash": assessment.policy_hash,
-    });
-    tx.audit(NewAuditEntry::system(
-        event.received_at,
-        "assessment.recorded",
-        subject,
-        after.to_string(),
-    ));
+    tx.audit(NewAuditEntry::assessment_recorded(event, assessment));
     Ok(())
 }
 

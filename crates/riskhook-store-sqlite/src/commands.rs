@@ -10,8 +10,8 @@ use riskhook_core::review::{
     ActionKind, ActionStatus, CaseStatus, Outcome, account_status, needs_second_person,
 };
 use riskhook_store::{
-    Attempt, CommandError, DecideAction, NewApiKey, NewAuditEntry, ResolveCase, StoreError,
-    UserAction,
+    Attempt, AttemptUpdate, CommandError, DecideAction, NewApiKey, NewAuditEntry, ResolveCase,
+    StoreError, UserAction,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
@@ -44,15 +44,7 @@ fn audit(
 ) -> Result<(), CommandError> {
     append_audit(
         conn,
-        NewAuditEntry {
-            at: now,
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            subject,
-            reason: reason.map(str::to_owned),
-            before: before.map(|b| b.to_string()),
-            after: Some(after.to_string()),
-        },
+        NewAuditEntry::by(now, actor, action, subject, reason, before.as_ref(), &after),
     )?;
     Ok(())
 }
@@ -666,30 +658,13 @@ pub(crate) fn record_attempt(
     attempt: &Attempt,
     now_ms: i64,
 ) -> Result<bool, CommandError> {
-    let (status, next, last_status, error, delivered_at) = match attempt {
-        Attempt::Delivered { status } => ("delivered", None, Some(*status), None, Some(now_ms)),
-        Attempt::Retry {
-            next_attempt_at,
-            status,
-            error,
-        } => (
-            "pending",
-            Some(*next_attempt_at),
-            *status,
-            Some(error.as_str()),
-            None,
-        ),
-        Attempt::Exhausted { status, error } => {
-            ("failed", None, *status, Some(error.as_str()), None)
-        }
-        Attempt::Gone => (
-            "pending",
-            Some(now_ms),
-            Some(410),
-            Some("410 Gone: the endpoint is disabled until enabled again"),
-            None,
-        ),
-    };
+    let AttemptUpdate {
+        status,
+        next_attempt_at: next,
+        last_status,
+        last_error: error,
+        delivered_at,
+    } = attempt.update(now_ms);
     let endpoint: Option<String> = conn
         .prepare_cached(
             "UPDATE deliveries SET status = ?3, attempts = attempts + 1,

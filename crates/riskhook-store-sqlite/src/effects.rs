@@ -213,15 +213,14 @@ pub(crate) fn refresh_user(
         notify(conn, user_id, before_state.as_ref(), &after, cause, version)?;
         append_audit(
             conn,
-            NewAuditEntry {
-                at: cause.now,
-                actor: cause.actor.to_owned(),
-                action: "user.updated".to_owned(),
-                subject: format!("user:{user_id}"),
-                reason: Some(format!("caused by {}", cause.what)),
-                before: before_state.as_ref().map(UserState::to_json),
-                after: Some(after.to_json()),
-            },
+            NewAuditEntry::user_updated(
+                cause.now,
+                cause.actor,
+                user_id,
+                cause.what,
+                before_state.as_ref(),
+                &after,
+            ),
         )?;
     }
     Ok(after)

@@ -252,12 +252,7 @@ fn apply(
         if let Some((case_id, true)) = &case {
             effects::append_audit(
                 conn,
-                NewAuditEntry::system(
-                    event.received_at,
-                    "case.opened",
-                    format!("case:{case_id}"),
-                    serde_json::json!({ "user_id": user_id, "status": "open" }).to_string(),
-                ),
+                NewAuditEntry::case_opened(event.received_at, case_id, user_id),
             )?;
         }
         let cause = effects::Cause {
@@ -300,27 +295,7 @@ fn record_assessment(
     })
     .map_err(map_err)?;
     // Every automatic decision is audited, with what it rests on.
-    let subject = match (&event.vendor_data, &event.session_id) {
-        (Some(user), _) => format!("user:{user}"),
-        (None, Some(session)) => format!("session:{session}"),
-        (None, None) => format!("event:{}", event.id),
-    };
-    let after = serde_json::json!({
-        "assessment_id": assessment.id,
-        "event_id": event.id,
-        "decision": assessment.decision.as_str(),
-        "score": assessment.score,
-        "policy_hash": assessment.policy_hash,
-    });
-    effects::append_audit(
-        conn,
-        NewAuditEntry::system(
-            event.received_at,
-            "assessment.recorded",
-            subject,
-            after.to_string(),
-        ),
-    )?;
+    effects::append_audit(conn, NewAuditEntry::assessment_recorded(event, assessment))?;
     Ok(())
 }
 

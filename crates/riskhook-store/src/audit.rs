@@ -3,6 +3,8 @@
 
 use riskhook_core::audit::AuditFields;
 
+use crate::{EventRecord, NewAssessment, UserState};
+
 /// One entry of the append-only, hash-chained audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -78,6 +80,82 @@ impl NewAuditEntry {
             reason: None,
             before: None,
             after: Some(after),
+        }
+    }
+
+    /// An entry by `actor` (a key id, `cli` or `system`), with JSON before and after.
+    pub fn by(
+        at: i64,
+        actor: &str,
+        action: &str,
+        subject: String,
+        reason: Option<&str>,
+        before: Option<&serde_json::Value>,
+        after: &serde_json::Value,
+    ) -> Self {
+        NewAuditEntry {
+            at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject,
+            reason: reason.map(str::to_owned),
+            before: before.map(serde_json::Value::to_string),
+            after: Some(after.to_string()),
+        }
+    }
+
+    /// `assessment.recorded`: every automatic decision, with what it rests on, about the user
+    /// (or, without one, the session or the event).
+    pub fn assessment_recorded(event: &EventRecord, assessment: &NewAssessment) -> Self {
+        let subject = match (&event.vendor_data, &event.session_id) {
+            (Some(user), _) => format!("user:{user}"),
+            (None, Some(session)) => format!("session:{session}"),
+            (None, None) => format!("event:{}", event.id),
+        };
+        let after = serde_json::json!({
+            "assessment_id": assessment.id,
+            "event_id": event.id,
+            "decision": assessment.decision.as_str(),
+            "score": assessment.score,
+            "policy_hash": assessment.policy_hash,
+        });
+        Self::system(
+            event.received_at,
+            "assessment.recorded",
+            subject,
+            after.to_string(),
+        )
+    }
+
+    /// `case.opened`: evidence opened a review case about `user_id`.
+    pub fn case_opened(at: i64, case_id: &str, user_id: &str) -> Self {
+        let after = serde_json::json!({ "user_id": user_id, "status": "open" });
+        Self::system(
+            at,
+            "case.opened",
+            format!("case:{case_id}"),
+            after.to_string(),
+        )
+    }
+
+    /// `user.updated`: a user's status or decision moved, because of `cause` (`assessment`,
+    /// `case.resolved`, ...).
+    pub fn user_updated(
+        at: i64,
+        actor: &str,
+        user_id: &str,
+        cause: &str,
+        before: Option<&UserState>,
+        after: &UserState,
+    ) -> Self {
+        NewAuditEntry {
+            at,
+            actor: actor.to_owned(),
+            action: "user.updated".to_owned(),
+            subject: format!("user:{user_id}"),
+            reason: Some(format!("caused by {cause}")),
+            before: before.map(UserState::to_json),
+            after: Some(after.to_json()),
         }
     }
 

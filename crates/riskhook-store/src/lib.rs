@@ -22,8 +22,8 @@ use riskhook_didit::payload::SessionStatus;
 pub use audit::{AuditRecord, NewAuditEntry};
 pub use keys::{ApiKeyRecord, NewApiKey, Role};
 pub use outbox::{
-    Attempt, Claim, DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord, UserState,
-    user_updated,
+    Attempt, AttemptUpdate, Claim, DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord,
+    UserState, user_updated,
 };
 pub use review::{ActionRecord, CaseFilter, CaseRecord, CommandError, ReviewOutcome};
 

@@ -129,6 +129,58 @@ pub enum Attempt {
     Gone,
 }
 
+/// The columns an attempt sets on its delivery, the same in every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptUpdate<'a> {
+    /// `delivered`, `pending` or `failed`.
+    pub status: &'static str,
+    /// When to try next (ms), if that moves.
+    pub next_attempt_at: Option<i64>,
+    /// The HTTP status received, if any.
+    pub last_status: Option<u16>,
+    /// What went wrong, if anything.
+    pub last_error: Option<&'a str>,
+    /// When it was delivered (ms), if it was.
+    pub delivered_at: Option<i64>,
+}
+
+impl Attempt {
+    /// What this attempt, made at `now_ms`, sets on its delivery.
+    pub fn update(&self, now_ms: i64) -> AttemptUpdate<'_> {
+        let (status, next_attempt_at, last_status, last_error, delivered_at) = match self {
+            Attempt::Delivered { status } => ("delivered", None, Some(*status), None, Some(now_ms)),
+            Attempt::Retry {
+                next_attempt_at,
+                status,
+                error,
+            } => (
+                "pending",
+                Some(*next_attempt_at),
+                *status,
+                Some(error.as_str()),
+                None,
+            ),
+            Attempt::Exhausted { status, error } => {
+                ("failed", None, *status, Some(error.as_str()), None)
+            }
+            Attempt::Gone => (
+                "pending",
+                Some(now_ms),
+                Some(410),
+                Some("410 Gone: the endpoint is disabled until enabled again"),
+                None,
+            ),
+        };
+        AttemptUpdate {
+            status,
+            next_attempt_at,
+            last_status,
+            last_error,
+            delivered_at,
+        }
+    }
+}
+
 /// A configured endpoint's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointRecord {
