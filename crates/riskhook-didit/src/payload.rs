@@ -38,6 +38,7 @@ pub use features::{
 pub use session::{ResubmitInfo, SessionEvent, SessionStatus};
 pub use time::days_from_civil;
 
+pub use lenient::Id;
 use lenient::{Lenient, open_enum};
 
 /// One Didit webhook delivery, parsed.

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use serde_json::{Map, Value};
+
 use crate::payload::{DiditEvent, PayloadError};
 use crate::signature::{self, Keyring, Scheme, SignatureError, SignatureHeaders};
 
@@ -128,6 +130,19 @@ impl Rejection {
     }
 }
 
+/// The event a body verified by `X-Signature-Simple` may be read as: its four signed top-level
+/// fields and nothing else. The rest of the body (a `data` object, `vendor_data`, the decision)
+/// is not covered by the MAC, so it must not be able to name another session, status or user;
+/// it stays in the stored raw bytes, marked untrusted.
+fn signed_simple_fields(body: &[u8]) -> Result<DiditEvent, PayloadError> {
+    let value: Value = serde_json::from_slice(body).map_err(PayloadError::NotJson)?;
+    let signed: Map<String, Value> = signature::SIMPLE_FIELDS
+        .iter()
+        .filter_map(|&name| Some((name.to_owned(), value.get(name)?.clone())))
+        .collect();
+    DiditEvent::from_value(Value::Object(signed))
+}
+
 impl Verifier {
     /// Didit's recommended freshness window.
     pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
@@ -180,7 +195,11 @@ impl Verifier {
             now,
             self.allow_simple,
         )?;
-        let event = DiditEvent::from_slice(delivery.body)?;
+        let event = if matched.scheme.covers_body() {
+            DiditEvent::from_slice(delivery.body)?
+        } else {
+            signed_simple_fields(delivery.body)?
+        };
         if let Some(body) = event.timestamp
             && body != timestamp
         {

@@ -215,3 +215,84 @@ proptest! {
         prop_assert!(result.is_ok(), "{:?}", result.err().map(|e| e.to_string()));
     }
 }
+
+fn verify_event(
+    verifier: &Verifier,
+    body: &[u8],
+    signatures: SignatureHeaders<'_>,
+) -> Result<(riskhook_didit::payload::DiditEvent, Verification), Rejection> {
+    let timestamp = NOW.to_string();
+    let delivery = Delivery {
+        timestamp: Some(&timestamp),
+        signatures,
+        body,
+    };
+    verifier.verify(&delivery, NOW)
+}
+
+/// Issue 11, finding 1: a body verified by `X-Signature-Simple` whose `data` object names
+/// another session, status and user. Only the four signed top-level fields may be read.
+#[test]
+fn a_simple_signature_trusts_only_the_fields_it_signs() {
+    let body = br#"{"webhook_type":"status.updated","session_id":"11111111-2222-3333-4444-555555555555","status":"In Review","timestamp":1780045046,"event_id":"evt-forged","vendor_data":"victim","data":{"session_id":"99999999-0000-0000-0000-000000000000","status":"Approved","vendor_data":"someone-else","decision":{"status":"Approved"}}}"#;
+    let simple = riskhook_didit::signature::sign_simple(&key(), body);
+    let signatures = SignatureHeaders {
+        raw: None,
+        v2: None,
+        simple: Some(&simple),
+    };
+    let (event, verification) =
+        verify_event(&verifier().allow_simple(true), body, signatures).unwrap();
+    assert_eq!(verification.scheme, Scheme::Simple);
+    assert!(!verification.trusts_body());
+    assert_eq!(
+        event.session_id(),
+        Some("11111111-2222-3333-4444-555555555555")
+    );
+    assert_eq!(event.status(), Some("In Review"));
+    assert_eq!(event.timestamp, Some(NOW));
+    assert_eq!(event.kind.as_str(), "status.updated");
+    // Nothing outside the signed message survives: no user, no decision, no delivery id.
+    assert_eq!(event.vendor_data(), None);
+    assert!(event.decision().is_none());
+    assert_eq!(event.event_id, None);
+    assert_eq!(event.delivery_key(), None);
+    assert_eq!(
+        event.content_key(),
+        "status.updated|11111111-2222-3333-4444-555555555555|In Review|1780045046"
+    );
+
+    // A nested envelope names its type in `event`, which the Simple message does not cover.
+    let nested = br#"{"event":"status.updated","session_id":"s-1","status":"Approved","timestamp":1780045046,"data":{"session_id":"s-2"}}"#;
+    let simple = riskhook_didit::signature::sign_simple(&key(), nested);
+    let signatures = SignatureHeaders {
+        raw: None,
+        v2: None,
+        simple: Some(&simple),
+    };
+    let err = verify_event(&verifier().allow_simple(true), nested, signatures).unwrap_err();
+    assert_eq!(err.status(), 422, "{err}");
+}
+
+/// Issue 11, finding 7: the JavaScript canonical form spells `777001.0` as `777001`, so both
+/// bodies verify under one V2 signature; neither may turn the number into an identifier.
+#[test]
+fn identifiers_come_only_from_json_strings() {
+    let signed = br#"{"webhook_type":"status.updated","session_id":777001,"status":"Approved","timestamp":1780045046,"vendor_data":42}"#;
+    let reencoded = br#"{"webhook_type":"status.updated","session_id":777001.0,"status":"Approved","timestamp":1780045046,"vendor_data":42.0}"#;
+    let v2 = sign_v2(&key(), signed, CanonicalForm::JavaScript).unwrap();
+    let mut ids = Vec::new();
+    for body in [&signed[..], &reencoded[..]] {
+        let signatures = SignatureHeaders {
+            raw: None,
+            v2: Some(&v2),
+            simple: None,
+        };
+        let (event, verification) = verify_event(&verifier(), body, signatures).unwrap();
+        assert!(matches!(verification.scheme, Scheme::V2(_)));
+        assert_eq!(event.session_id(), None);
+        assert_eq!(event.vendor_data(), None);
+        ids.push((event.subject_id().map(str::to_owned), event.content_key()));
+    }
+    assert_eq!(ids[0], ids[1]);
+}

@@ -11,7 +11,7 @@ use super::features::{
     IdVerification, IpAnalysis, KeyPeopleCheck, LivenessCheck, NfcVerification, PhoneVerification,
     PoaVerification, QuestionnaireResponse, RegistryCheck,
 };
-use super::lenient::{Lenient, from_object, lenient, lenient_struct, open_enum};
+use super::lenient::{Id, Lenient, from_object, lenient, lenient_struct, open_enum};
 use super::session::SessionStatus;
 
 /// The decision Didit attaches to session events: the same shape as
@@ -21,7 +21,7 @@ use super::session::SessionStatus;
 pub struct Decision {
     /// The session this decision belongs to.
     #[serde(deserialize_with = "lenient")]
-    pub session_id: Option<String>,
+    pub session_id: Option<Id>,
     /// `user` (KYC) or `business` (KYB).
     #[serde(deserialize_with = "lenient")]
     pub session_kind: Option<String>,
@@ -42,7 +42,7 @@ pub struct Decision {
     pub features: Option<Vec<String>>,
     /// The integrator's own identifier for the user, as set on the session.
     #[serde(deserialize_with = "lenient")]
-    pub vendor_data: Option<String>,
+    pub vendor_data: Option<Id>,
     /// Integrator metadata set on the session.
     #[serde(deserialize_with = "lenient")]
     pub metadata: Option<Value>,
@@ -295,11 +295,11 @@ lenient_struct! {
     /// of fields that applies to it.
     pub struct Match {
         /// The matching session, if it came from a session.
-        pub session_id: Option<String>,
+        pub session_id: Option<Id>,
         /// Its running number.
         pub session_number: Option<i64>,
         /// Its `vendor_data`: another account of ours with the same attribute.
-        pub vendor_data: Option<String>,
+        pub vendor_data: Option<Id>,
         /// When that session was verified.
         pub verification_date: Option<String>,
         /// Its session status.

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::lenient::{lenient_struct, open_enum};
+use super::lenient::{Id, lenient_struct, open_enum};
 
 lenient_struct! {
     /// The resource fields of a `user.*` or `business.*` event. For `*.data.updated`, Didit
@@ -12,11 +12,11 @@ lenient_struct! {
     pub struct EntityEvent {
         /// The integrator's identifier for the entity. Didit's entity API is keyed by it
         /// (`/v3/users/{vendor_data}/`), and it joins the entity to its sessions.
-        pub vendor_data: Option<String>,
+        pub vendor_data: Option<Id>,
         /// Didit's UUID for the entity, as the entity webhooks name it.
-        pub uuid: Option<String>,
+        pub uuid: Option<Id>,
         /// Didit's UUID for the entity, as the entity API responses name it.
-        pub didit_internal_id: Option<String>,
+        pub didit_internal_id: Option<Id>,
         /// Status after the change.
         pub status: Option<EntityStatus>,
         /// Status before the change (`*.status.updated`).
@@ -50,11 +50,11 @@ lenient_struct! {
     /// The resource fields of a `transaction.created` or `transaction.status.updated` event.
     pub struct TransactionEvent {
         /// Didit's transaction UUID.
-        pub transaction_id: Option<String>,
+        pub transaction_id: Option<Id>,
         /// Didit's transaction UUID under the name the transactions API uses.
-        pub uuid: Option<String>,
+        pub uuid: Option<Id>,
         /// The integrator's transaction id (idempotency key on submission).
-        pub txn_id: Option<String>,
+        pub txn_id: Option<Id>,
         /// Status after the change.
         pub status: Option<TransactionStatus>,
         /// Status before the change (`transaction.status.updated`).
@@ -74,7 +74,7 @@ lenient_struct! {
         /// `INBOUND` or `OUTBOUND`.
         pub direction: Option<String>,
         /// `vendor_data` of the user or business that initiated it.
-        pub applicant_vendor_data: Option<String>,
+        pub applicant_vendor_data: Option<Id>,
         /// `vendor_data` of the counterparty, when it is a known entity.
         pub counterparty_vendor_data: Option<String>,
         /// Rules that fired.
@@ -110,11 +110,11 @@ lenient_struct! {
     /// The resource fields of a `travel_rule.status.updated` event.
     pub struct TravelRuleEvent {
         /// Didit's UUID of the transaction carrying the transfer.
-        pub transaction_id: Option<String>,
+        pub transaction_id: Option<Id>,
         /// Same, under the transactions API's name.
-        pub uuid: Option<String>,
+        pub uuid: Option<Id>,
         /// The integrator's transaction id.
-        pub txn_id: Option<String>,
+        pub txn_id: Option<Id>,
         /// Exchange status, e.g. `AWAITING_COUNTERPARTY`, `COMPLETED`, `FINISHED`
         /// (thirteen values, only partly documented, so left as text).
         pub travel_rule_status: Option<String>,
@@ -127,6 +127,6 @@ lenient_struct! {
         /// Status of the transaction itself.
         pub status: Option<TransactionStatus>,
         /// `vendor_data` of the user or business that initiated it.
-        pub applicant_vendor_data: Option<String>,
+        pub applicant_vendor_data: Option<Id>,
     }
 }

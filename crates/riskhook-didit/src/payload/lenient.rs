@@ -54,6 +54,72 @@ impl Lenient for String {
     }
 }
 
+/// An identifier the service keys on (session, user, entity, transaction): read from JSON
+/// strings only. A number is not an identifier: `777001` and `777001.0` are the same JSON
+/// number to the canonical forms `X-Signature-V2` accepts, so turning either into text would
+/// let a re-encoded delivery name another session (issue 11, finding 7).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(String);
+
+impl Id {
+    /// The identifier's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The identifier's text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Id {
+    fn from(s: &str) -> Self {
+        Id(s.to_owned())
+    }
+}
+
+impl From<String> for Id {
+    fn from(s: String) -> Self {
+        Id(s)
+    }
+}
+
+impl PartialEq<str> for Id {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Id {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Lenient for Id {
+    fn from_json(value: Value) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(Id(s)),
+            _ => None,
+        }
+    }
+}
+
 impl Lenient for bool {
     fn from_json(value: Value) -> Option<Self> {
         match value {

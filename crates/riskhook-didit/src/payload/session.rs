@@ -4,13 +4,13 @@
 use serde_json::{Map, Value};
 
 use super::decision::Decision;
-use super::lenient::{lenient_struct, open_enum};
+use super::lenient::{Id, lenient_struct, open_enum};
 
 lenient_struct! {
     /// The resource fields of a `status.updated` or `data.updated` delivery.
     pub struct SessionEvent {
         /// Didit's session UUID.
-        pub session_id: Option<String>,
+        pub session_id: Option<Id>,
         /// Session status after the change.
         pub status: Option<SessionStatus>,
         /// Workflow the session runs.
@@ -18,13 +18,13 @@ lenient_struct! {
         /// Version of that workflow.
         pub workflow_version: Option<i64>,
         /// The integrator's identifier for the user, as set on the session.
-        pub vendor_data: Option<String>,
+        pub vendor_data: Option<Id>,
         /// Integrator metadata set on the session.
         pub metadata: Option<Value>,
         /// `user` (KYC) or `business` (KYB).
         pub session_kind: Option<String>,
         /// KYB: the business session id.
-        pub business_session_id: Option<String>,
+        pub business_session_id: Option<Id>,
         /// KYB: the integrator's identifier for the business.
         pub vendor_business_id: Option<String>,
         /// Present for Approved, Declined, In Review and (partially) Abandoned.
