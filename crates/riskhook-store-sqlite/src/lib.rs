@@ -117,6 +117,37 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(migrations())
 }
 
+/// Makes the database file readable by its owner only before SQLite opens it: it holds KYC
+/// data. SQLite gives the `-wal` and `-shm` files it creates the database file's mode, so
+/// creating the database `0600` covers all three; files left with wider modes (by versions
+/// before this one, or by hand) are narrowed to `0600`.
+fn private_files(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // A missing directory or another problem: let SQLite report it in its own words.
+        Err(_) => return Ok(()),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::Path::new(&name);
+        let Ok(meta) = std::fs::metadata(file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path` or
     /// `sqlite::memory:`) and applies pending migrations.
@@ -152,6 +183,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        if temporary.is_none() {
+            private_files(options.get_filename()).map_err(|e| StoreError::Other(Box::new(e)))?;
+        }
         let admin = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -806,5 +840,32 @@ mod tests {
         .expect("append");
         assert_eq!(next.seq, 4);
         assert_eq!(Value::Text(next.prev_hash), before[2][10]);
+    }
+    /// Issue 11, finding 6: the database and its WAL and shared-memory files hold KYC data and
+    /// are created readable by their owner only, whatever the umask; wider ones are narrowed.
+    #[tokio::test]
+    async fn the_database_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok()
+        };
+        let path = dir.path().join("riskhook.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open(&url).await.expect("open");
+        // Migrations have written through the WAL, so all three files exist now.
+        for name in ["riskhook.db", "riskhook.db-wal", "riskhook.db-shm"] {
+            assert_eq!(mode(name), Some(0o600), "{name}");
+        }
+        store.close().await;
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let store = SqliteStore::open(&url).await.expect("reopen");
+        for name in ["riskhook.db", "riskhook.db-wal", "riskhook.db-shm"] {
+            assert_eq!(mode(name), Some(0o600), "{name} after reopening");
+        }
+        store.close().await;
     }
 }
