@@ -188,9 +188,137 @@ pub fn needs_second_person(four_eyes: bool, current: UserStatus, target: UserSta
     four_eyes && current == UserStatus::Frozen && target < UserStatus::Frozen
 }
 
+/// Who acts through an API key, as four eyes sees it: the person, and everyone who could hold
+/// a copy of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// The person (or service) the key belongs to.
+    pub principal: String,
+    /// The people who made this key, directly or through keys they made: each of them saw
+    /// its secret, so each could act with it.
+    #[serde(default)]
+    pub made_by: Vec<String>,
+    /// When the key was made, Unix seconds. `None` for keys in the configuration, which the
+    /// operator set up before the service started.
+    #[serde(default)]
+    pub key_created_at: Option<i64>,
+}
+
+impl Person {
+    /// A person whose key nobody else made: configuration keys, and the requesters of actions
+    /// recorded before keys had principals (their key id stands for the person).
+    pub fn on_their_own(principal: impl Into<String>) -> Self {
+        Person {
+            principal: principal.into(),
+            made_by: Vec::new(),
+            key_created_at: None,
+        }
+    }
+
+    fn could_act_as(&self, principal: &str) -> bool {
+        self.principal == principal || self.made_by.iter().any(|p| p == principal)
+    }
+}
+
+/// Why `approver` may not decide an action `requester` asked for at `requested_at`, if so.
+///
+/// Four eyes means two people. The approver must be another person, and neither may have made
+/// the other's key (whoever makes a key sees its secret). The approver's key must also predate
+/// the request: a key made afterwards, by anyone, was made for this approval.
+pub fn second_person_refusal(
+    requester: &Person,
+    requested_at: i64,
+    approver: &Person,
+) -> Option<String> {
+    if approver.principal == requester.principal {
+        return Some(format!(
+            "{} requested this action; a different person must approve or reject it",
+            requester.principal
+        ));
+    }
+    if approver.could_act_as(&requester.principal) {
+        return Some(format!(
+            "this key was made by {}, who requested the action; a key of someone else must decide it",
+            requester.principal
+        ));
+    }
+    if requester.could_act_as(&approver.principal) {
+        return Some(format!(
+            "the requester's key was made by {}; a person who made it cannot be the second person",
+            approver.principal
+        ));
+    }
+    if approver.key_created_at.is_some_and(|at| at >= requested_at) {
+        return Some(
+            "this key was made after the action was requested; only a key older than the request can decide it"
+                .to_owned(),
+        );
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_person_is_another_person_whose_key_neither_made() {
+        let person = |principal: &str, made_by: &[&str], at: Option<i64>| Person {
+            principal: principal.to_owned(),
+            made_by: made_by.iter().map(|p| (*p).to_owned()).collect(),
+            key_created_at: at,
+        };
+        let alice = person("alice", &[], None);
+        let requested_at = 1_000;
+        let cases = [
+            (
+                "another person's configured key",
+                person("bob", &[], None),
+                true,
+            ),
+            (
+                "a key of bob made before",
+                person("bob", &["ops"], Some(999)),
+                true,
+            ),
+            (
+                "the same person's other key",
+                person("alice", &[], Some(10)),
+                false,
+            ),
+            (
+                "a key alice made for bob",
+                person("bob", &["alice"], Some(10)),
+                false,
+            ),
+            (
+                "made through a key alice made",
+                person("bob", &["carol", "alice"], Some(10)),
+                false,
+            ),
+            (
+                "made at the request",
+                person("bob", &["ops"], Some(1_000)),
+                false,
+            ),
+            (
+                "made after the request",
+                person("bob", &["ops"], Some(1_001)),
+                false,
+            ),
+        ];
+        for (what, approver, allowed) in cases {
+            assert_eq!(
+                second_person_refusal(&alice, requested_at, &approver).is_none(),
+                allowed,
+                "{what}"
+            );
+        }
+        // The other way round: bob made the requester's key, so bob is no second person.
+        let made_by_bob = person("carol", &["bob"], Some(10));
+        let bob = person("bob", &[], None);
+        assert!(second_person_refusal(&made_by_bob, requested_at, &bob).is_some());
+    }
 
     #[test]
     fn status_is_the_verdict_tightened_by_waiting_evidence() {

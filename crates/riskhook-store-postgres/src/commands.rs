@@ -11,10 +11,11 @@
 use riskhook_core::assessment::UserStatus;
 use riskhook_core::review::{
     ActionKind, ActionStatus, CaseStatus, Outcome, account_status, needs_second_person,
+    second_person_refusal,
 };
 use riskhook_store::{
     Attempt, AttemptUpdate, Claim, CommandError, DecideAction, DeliveryRecord, NewApiKey,
-    NewAuditEntry, ResolveCase, StoreError, UserAction,
+    NewAuditEntry, ResolveCase, StoreError, UserAction, requester_json, requester_person,
 };
 use serde_json::json;
 use sqlx::{PgConnection, Row};
@@ -185,8 +186,8 @@ pub(crate) async fn resolve_case(tx: &mut Tx, c: &ResolveCase) -> Result<Touched
         let action_id = new_id("act");
         sqlx::query(
             "INSERT INTO actions (id, kind, user_id, case_id, outcome, case_evidence, reason,
-                                  requested_by, requested_at, status)
-             VALUES ($1, 'resolve_case', $2, $3, $4, $5, $6, $7, $8, 'pending')",
+                                  requested_by, requested_at, status, requester)
+             VALUES ($1, 'resolve_case', $2, $3, $4, $5, $6, $7, $8, 'pending', $9)",
         )
         .bind(&action_id)
         .bind(&case.user_id)
@@ -196,6 +197,7 @@ pub(crate) async fn resolve_case(tx: &mut Tx, c: &ResolveCase) -> Result<Touched
         .bind(&c.reason)
         .bind(&c.actor)
         .bind(c.now)
+        .bind(requester_json(&c.person))
         .execute(tx.conn())
         .await
         .map_err(db)?;
@@ -316,8 +318,8 @@ pub(crate) async fn act_on_user(tx: &mut Tx, c: &UserAction) -> Result<Touched, 
     let action_id = new_id("act");
     sqlx::query(
         "INSERT INTO actions (id, kind, user_id, reason, requested_by, requested_at, status,
-                              decided_by, decided_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                              decided_by, decided_at, requester)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&action_id)
     .bind(c.kind.as_str())
@@ -328,6 +330,7 @@ pub(crate) async fn act_on_user(tx: &mut Tx, c: &UserAction) -> Result<Touched, 
     .bind(if pending { "pending" } else { "applied" })
     .bind((!pending).then_some(c.actor.as_str()))
     .bind((!pending).then_some(c.now))
+    .bind(requester_json(&c.person))
     .execute(tx.conn())
     .await
     .map_err(db)?;
@@ -400,7 +403,8 @@ pub(crate) async fn decide_action(tx: &mut Tx, c: &DecideAction) -> Result<Touch
     let user_id = user_id.ok_or_else(|| CommandError::not_found("action", &c.action_id))?;
     tx.lock_user(&user_id).await?;
     let row = sqlx::query(
-        "SELECT kind, case_id, outcome, case_evidence, reason, requested_by, status
+        "SELECT kind, case_id, outcome, case_evidence, reason, requested_by, requested_at,
+                requester, status
          FROM actions WHERE id = $1",
     )
     .bind(&c.action_id)
@@ -414,6 +418,8 @@ pub(crate) async fn decide_action(tx: &mut Tx, c: &DecideAction) -> Result<Touch
     let evidence: Option<i64> = row.try_get("case_evidence").map_err(db)?;
     let reason: String = row.try_get("reason").map_err(db)?;
     let requested_by: String = row.try_get("requested_by").map_err(db)?;
+    let requested_at: i64 = row.try_get("requested_at").map_err(db)?;
+    let requester: Option<String> = row.try_get("requester").map_err(db)?;
     let status: String = row.try_get("status").map_err(db)?;
     let kind = ActionKind::parse(&kind).ok_or_else(|| corrupt("action kind", &kind))?;
     if ActionStatus::parse(&status) != Some(ActionStatus::Pending) {
@@ -422,10 +428,11 @@ pub(crate) async fn decide_action(tx: &mut Tx, c: &DecideAction) -> Result<Touch
             c.action_id
         )));
     }
-    if requested_by == c.actor {
+    let requester = requester_person(requester.as_deref(), &requested_by)?;
+    if let Some(why) = second_person_refusal(&requester, requested_at, &c.person) {
         return Err(CommandError::SamePerson(format!(
-            "action {} was requested by {}; a different key must approve or reject it",
-            c.action_id, c.actor
+            "action {}: {why}",
+            c.action_id
         )));
     }
     sqlx::query(
@@ -513,11 +520,12 @@ pub(crate) async fn create_key(
     now: i64,
 ) -> Result<(), CommandError> {
     let inserted = sqlx::query(
-        "INSERT INTO api_keys (id, name, role, hash, created_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO api_keys (id, name, principal, role, hash, created_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
     .bind(&key.id)
     .bind(&key.name)
+    .bind(&key.principal)
     .bind(key.role.as_str())
     .bind(&key.hash)
     .bind(now)

@@ -71,13 +71,23 @@ impl fmt::Debug for PostgresStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("schema"),
-        MigrationType::Simple,
-        SqlStr::from_static(include_str!("../migrations/0001_schema.sql")),
-        false,
-    )])
+    let migration = |version, description, sql| {
+        Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            SqlStr::from_static(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "schema", include_str!("../migrations/0001_schema.sql")),
+        migration(
+            2,
+            "key principals",
+            include_str!("../migrations/0002_key_principals.sql"),
+        ),
+    ])
 }
 
 impl PostgresStore {

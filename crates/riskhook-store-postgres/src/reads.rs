@@ -408,9 +408,12 @@ pub(crate) async fn last_audit(
 }
 
 fn key_record(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    let id: String = get(row, "id")?;
     Ok(ApiKeyRecord {
-        id: get(row, "id")?,
+        id: id.clone(),
         name: get(row, "name")?,
+        // Keys made before principals existed each stand for a person of their own.
+        principal: get::<Option<String>>(row, "principal")?.unwrap_or_else(|| id.clone()),
         role: parsed(row, "role", Role::parse)?,
         created_at: get(row, "created_at")?,
         created_by: get(row, "created_by")?,

@@ -8,10 +8,11 @@
 use riskhook_core::assessment::UserStatus;
 use riskhook_core::review::{
     ActionKind, ActionStatus, CaseStatus, Outcome, account_status, needs_second_person,
+    second_person_refusal,
 };
 use riskhook_store::{
     Attempt, AttemptUpdate, CommandError, DecideAction, NewApiKey, NewAuditEntry, ResolveCase,
-    StoreError, UserAction,
+    StoreError, UserAction, requester_json, requester_person,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
@@ -164,8 +165,8 @@ pub(crate) fn resolve_case(conn: &Connection, c: &ResolveCase) -> Result<Touched
         let action_id = new_id("act");
         conn.prepare_cached(
             "INSERT INTO actions (id, kind, user_id, case_id, outcome, case_evidence, reason,
-                                  requested_by, requested_at, status)
-             VALUES (?1, 'resolve_case', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
+                                  requested_by, requested_at, status, requester)
+             VALUES (?1, 'resolve_case', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -176,7 +177,8 @@ pub(crate) fn resolve_case(conn: &Connection, c: &ResolveCase) -> Result<Touched
                 case.evidence,
                 c.reason,
                 c.actor,
-                c.now
+                c.now,
+                requester_json(&c.person)
             ])
         })
         .map_err(db)?;
@@ -288,8 +290,8 @@ pub(crate) fn act_on_user(conn: &Connection, c: &UserAction) -> Result<Touched, 
     let action_id = new_id("act");
     conn.prepare_cached(
         "INSERT INTO actions (id, kind, user_id, reason, requested_by, requested_at, status,
-                              decided_by, decided_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                              decided_by, decided_at, requester)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -302,6 +304,7 @@ pub(crate) fn act_on_user(conn: &Connection, c: &UserAction) -> Result<Touched, 
             if pending { "pending" } else { "applied" },
             (!pending).then_some(&c.actor),
             (!pending).then_some(c.now),
+            requester_json(&c.person),
         ])
     })
     .map_err(db)?;
@@ -364,38 +367,29 @@ fn apply_user_action(
 
 pub(crate) fn decide_action(conn: &Connection, c: &DecideAction) -> Result<Touched, CommandError> {
     type Row = (
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-        String,
-        String,
-        String,
+        (String, String, Option<String>, Option<String>, Option<i64>),
+        (String, String, i64, Option<String>, String),
     );
     let row: Option<Row> = conn
         .prepare_cached(
-            "SELECT kind, user_id, case_id, outcome, case_evidence, reason, requested_by, status
+            "SELECT kind, user_id, case_id, outcome, case_evidence, reason, requested_by,
+                    requested_at, requester, status
              FROM actions WHERE id = ?1",
         )
         .and_then(|mut s| {
             s.query_row(params![c.action_id], |r| {
                 Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                    (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?),
                 ))
             })
             .optional()
         })
         .map_err(db)?;
-    let (kind, user_id, case_id, outcome, evidence, reason, requested_by, status) =
-        row.ok_or_else(|| CommandError::not_found("action", &c.action_id))?;
+    let (
+        (kind, user_id, case_id, outcome, evidence),
+        (reason, requested_by, requested_at, requester, status),
+    ) = row.ok_or_else(|| CommandError::not_found("action", &c.action_id))?;
     let kind = ActionKind::parse(&kind).ok_or_else(|| corrupt("action kind", &kind))?;
     if ActionStatus::parse(&status) != Some(ActionStatus::Pending) {
         return Err(CommandError::Conflict(format!(
@@ -403,10 +397,11 @@ pub(crate) fn decide_action(conn: &Connection, c: &DecideAction) -> Result<Touch
             c.action_id
         )));
     }
-    if requested_by == c.actor {
+    let requester = requester_person(requester.as_deref(), &requested_by)?;
+    if let Some(why) = second_person_refusal(&requester, requested_at, &c.person) {
         return Err(CommandError::SamePerson(format!(
-            "action {} was requested by {}; a different key must approve or reject it",
-            c.action_id, c.actor
+            "action {}: {why}",
+            c.action_id
         )));
     }
     conn.prepare_cached(
@@ -503,13 +498,14 @@ pub(crate) fn create_key(
 ) -> Result<(), CommandError> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO api_keys (id, name, role, hash, created_at, created_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            "INSERT INTO api_keys (id, name, principal, role, hash, created_at, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
         )
         .and_then(|mut s| {
             s.execute(params![
                 key.id,
                 key.name,
+                key.principal,
                 key.role.as_str(),
                 key.hash,
                 now,

@@ -110,6 +110,11 @@ fn migrations() -> Vec<Migration> {
             "fewer index writes",
             include_str!("../migrations/0005_fewer_index_writes.sql"),
         ),
+        migration(
+            6,
+            "key principals",
+            include_str!("../migrations/0006_key_principals.sql"),
+        ),
     ]
 }
 

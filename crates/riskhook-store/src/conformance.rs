@@ -9,7 +9,7 @@
 
 use riskhook_core::assessment::{Decision, UserStatus};
 use riskhook_core::audit::ChainVerifier;
-use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
+use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome, Person};
 
 use crate::{
     Attempt, CaseFilter, Claim, CommandError, DecideAction, DeliveryFilter, DeliveryStatus,
@@ -140,6 +140,7 @@ pub async fn resolving_a_case_sets_the_verdict(store: &dyn Store) {
     let resolve = |actor: &str, reason: &str| ResolveCase {
         case_id: case.id.clone(),
         actor: actor.to_owned(),
+        person: Person::on_their_own(actor),
         outcome: Outcome::Approve,
         reason: reason.to_owned(),
         now: 20,
@@ -184,14 +185,21 @@ pub async fn resolving_a_case_sets_the_verdict(store: &dyn Store) {
     assert_eq!(status(store, "u-3").await, UserStatus::Declined);
 }
 
-/// Four eyes: lifting a freeze waits for a different key.
+/// Four eyes: lifting a freeze waits for a second person, whose key the requester did not make
+/// and which existed before the request.
 pub async fn four_eyes_needs_a_second_key(store: &dyn Store) {
     ingest(store, 1, "u-4", Decision::Freeze).await;
     let case = open_case(store, "u-4").await.unwrap();
+    let alice = Person {
+        principal: "alice".to_owned(),
+        made_by: vec!["ops".to_owned()],
+        key_created_at: Some(5),
+    };
     let pending = store
         .resolve_case(ResolveCase {
             case_id: case.id.clone(),
             actor: "alice".to_owned(),
+            person: alice.clone(),
             outcome: Outcome::Unfreeze,
             reason: "false positive".to_owned(),
             now: 30,
@@ -212,12 +220,47 @@ pub async fn four_eyes_needs_a_second_key(store: &dyn Store) {
     let decide = |actor: &str| DecideAction {
         action_id: action.id.clone(),
         actor: actor.to_owned(),
+        person: Person::on_their_own(actor),
         approve: true,
         reason: Some("agreed".to_owned()),
         now: 31,
     };
-    let same = store.decide_action(decide("alice")).await;
-    assert!(matches!(same, Err(CommandError::SamePerson(_))), "{same:?}");
+    let bob_made_by = |made_by: &str, at: i64| Person {
+        principal: "bob".to_owned(),
+        made_by: vec![made_by.to_owned()],
+        key_created_at: Some(at),
+    };
+    let refusals = [
+        ("the same key", decide("alice")),
+        (
+            "another key of the same person",
+            DecideAction {
+                person: alice.clone(),
+                ..decide("alice-phone")
+            },
+        ),
+        (
+            "a key the requester made",
+            DecideAction {
+                person: bob_made_by("alice", 20),
+                ..decide("bob-by-alice")
+            },
+        ),
+        (
+            "a key made after the request",
+            DecideAction {
+                person: bob_made_by("ops", 30),
+                ..decide("bob-late")
+            },
+        ),
+    ];
+    for (what, attempt) in refusals {
+        let same = store.decide_action(attempt).await;
+        assert!(
+            matches!(same, Err(CommandError::SamePerson(_))),
+            "{what}: {same:?}"
+        );
+    }
     let applied = store.decide_action(decide("bob")).await.unwrap();
     assert_eq!(applied.user.status, UserStatus::Active);
     assert_eq!(applied.case.unwrap().status, CaseStatus::Resolved);
@@ -227,6 +270,7 @@ pub async fn four_eyes_needs_a_second_key(store: &dyn Store) {
         user_id: "u-4".to_owned(),
         kind,
         actor: "alice".to_owned(),
+        person: alice.clone(),
         reason: "chargeback".to_owned(),
         now: 40,
         four_eyes: true,
@@ -308,11 +352,15 @@ pub async fn keys_are_stored_hashed_and_revocable(store: &dyn Store) {
     let key = NewApiKey {
         id: "key_1".to_owned(),
         name: "alice".to_owned(),
+        principal: "alice".to_owned(),
         role: Role::Review,
         hash: "ab".repeat(32),
     };
     let created = store.create_key(key.clone(), "cli", 1).await.unwrap();
-    assert_eq!((created.role, created.revoked_at), (Role::Review, None));
+    assert_eq!(
+        (created.role, created.principal.as_str(), created.revoked_at),
+        (Role::Review, "alice", None)
+    );
     let dup = store.create_key(key, "cli", 2).await;
     assert!(matches!(dup, Err(CommandError::Conflict(_))), "{dup:?}");
     assert_eq!(

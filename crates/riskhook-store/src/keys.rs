@@ -42,11 +42,13 @@ pub struct ApiKeyRecord {
     pub id: String,
     /// A label for people.
     pub name: String,
+    /// The person (or service) it belongs to: four eyes counts people, not keys.
+    pub principal: String,
     /// What it may do.
     pub role: Role,
     /// When it was created, Unix seconds.
     pub created_at: i64,
-    /// Who created it.
+    /// The key that created it (`cli` for the command line).
     pub created_by: String,
     /// When it was revoked.
     pub revoked_at: Option<i64>,
@@ -59,6 +61,8 @@ pub struct NewApiKey {
     pub id: String,
     /// A label.
     pub name: String,
+    /// The person it belongs to.
+    pub principal: String,
     /// Its role.
     pub role: Role,
     /// SHA-256 of the secret, lowercase hex.
@@ -69,6 +73,7 @@ impl std::fmt::Debug for NewApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewApiKey")
             .field("id", &self.id)
+            .field("principal", &self.principal)
             .field("role", &self.role)
             .finish_non_exhaustive()
     }

@@ -16,6 +16,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
+pub use riskhook_core::review::Person;
 use riskhook_core::review::{ActionKind, ActionStatus, Outcome};
 use riskhook_didit::payload::SessionStatus;
 
@@ -25,7 +26,10 @@ pub use outbox::{
     Attempt, AttemptUpdate, Claim, DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord,
     UserState, user_updated,
 };
-pub use review::{ActionRecord, CaseFilter, CaseRecord, CommandError, ReviewOutcome};
+pub use review::{
+    ActionRecord, CaseFilter, CaseRecord, CommandError, ReviewOutcome, requester_json,
+    requester_person,
+};
 
 /// A Didit delivery that passed verification: what [`Store::ingest`] stores and what the read
 /// methods return.
@@ -190,6 +194,8 @@ pub struct ResolveCase {
     pub case_id: String,
     /// The key resolving it.
     pub actor: String,
+    /// The person behind that key: recorded with a request for a second person.
+    pub person: Person,
     /// The outcome.
     pub outcome: Outcome,
     /// Why (required, not empty).
@@ -209,6 +215,8 @@ pub struct UserAction {
     pub kind: ActionKind,
     /// The key asking.
     pub actor: String,
+    /// The person behind that key: recorded with a request for a second person.
+    pub person: Person,
     /// Why (required, not empty).
     pub reason: String,
     /// Now, Unix seconds.
@@ -222,8 +230,11 @@ pub struct UserAction {
 pub struct DecideAction {
     /// The action.
     pub action_id: String,
-    /// The key deciding: must differ from the requester.
+    /// The key deciding.
     pub actor: String,
+    /// The person behind that key: another person than the requester, independent of them
+    /// ([`riskhook_core::review::second_person_refusal`]).
+    pub person: Person,
     /// Approve (apply it) or reject.
     pub approve: bool,
     /// Why.

@@ -1,7 +1,7 @@
 //! Records of manual review: cases, account actions, and what review commands return.
 
 use riskhook_core::assessment::Decision;
-use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
+use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome, Person};
 
 use crate::{StoreError, UserRecord};
 
@@ -122,5 +122,25 @@ impl CommandError {
             kind,
             id: id.to_owned(),
         }
+    }
+}
+
+/// The requester of an action as both backends store it (`actions.requester`): a [`Person`] as
+/// JSON, so the second person can be checked against who asked, whoever's keys change later.
+pub fn requester_json(person: &Person) -> String {
+    // A struct of strings, a list of strings and an optional integer always serialises.
+    serde_json::to_string(person).unwrap_or_default()
+}
+
+/// The inverse of [`requester_json`]. Actions recorded before keys had principals have no
+/// requester: their key id stands for the person, as it did then.
+pub fn requester_person(stored: Option<&str>, requested_by: &str) -> Result<Person, CommandError> {
+    match stored {
+        None => Ok(Person::on_their_own(requested_by)),
+        Some(json) => serde_json::from_str(json).map_err(|e| {
+            CommandError::Store(StoreError::Corrupt(format!(
+                "the requester of an action is not a person: {e}"
+            )))
+        }),
     }
 }

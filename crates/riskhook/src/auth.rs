@@ -5,6 +5,10 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+use std::collections::HashMap;
+
+use riskhook_store::{ApiKeyRecord, Person};
+
 use crate::config::Role;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -16,9 +20,50 @@ pub struct Caller {
     pub key_id: String,
     /// What it may do.
     pub role: Role,
+    /// The person the key belongs to.
+    pub principal: String,
+    /// For a key in the database: the key that made it and when. Configuration keys were set
+    /// up by the operator and have neither.
+    made: Option<(String, i64)>,
 }
 
+/// How far [`Caller::person`] follows keys made by keys: far beyond any real chain, and a
+/// bound on a hand-edited database whose keys made each other.
+const MAX_KEY_CHAIN: usize = 64;
+
 impl Caller {
+    /// The person behind the key, for four eyes: everyone up the chain of keys that made it
+    /// (each saw the secret of the key they made) and when it was made.
+    pub async fn person(&self, state: &AppState) -> Result<Person, ApiError> {
+        let Some((created_by, created_at)) = &self.made else {
+            return Ok(Person::on_their_own(self.principal.clone()));
+        };
+        let stored: HashMap<String, ApiKeyRecord> = state
+            .store
+            .keys()
+            .await?
+            .into_iter()
+            .map(|k| (k.id.clone(), k))
+            .collect();
+        let mut made_by = Vec::new();
+        let mut maker = created_by.as_str();
+        for _ in 0..MAX_KEY_CHAIN {
+            if let Some(key) = state.config.api_keys.by_id(maker) {
+                made_by.push(key.principal.clone());
+                break;
+            }
+            // `cli` (the operator at the database) or a key no longer known: the chain ends.
+            let Some(key) = stored.get(maker) else { break };
+            made_by.push(key.principal.clone());
+            maker = &key.created_by;
+        }
+        Ok(Person {
+            principal: self.principal.clone(),
+            made_by,
+            key_created_at: Some(*created_at),
+        })
+    }
+
     /// Refuses with 403 unless the caller's role includes `needed`.
     pub fn require(&self, needed: Role) -> Result<(), ApiError> {
         if self.role >= needed {
@@ -51,6 +96,8 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(Caller {
                 key_id: key.id.clone(),
                 role: key.role,
+                principal: key.principal.clone(),
+                made: None,
             });
         }
         // Keys made by `riskhook keys create` live in the database, found by their hash: the
@@ -63,6 +110,8 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             key_id: stored.id,
             role: stored.role,
+            principal: stored.principal,
+            made: Some((stored.created_by, stored.created_at)),
         })
     }
 }

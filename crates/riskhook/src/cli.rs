@@ -210,6 +210,10 @@ pub enum KeysCommand {
         /// A label for people, e.g. who holds the key.
         #[arg(long)]
         name: String,
+        /// The person (or service) the key belongs to; four eyes needs two different ones.
+        /// Defaults to the name.
+        #[arg(long)]
+        principal: Option<String>,
         /// read, review or admin.
         #[arg(long, value_parser = ["read", "review", "admin"])]
         role: String,

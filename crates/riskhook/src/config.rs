@@ -182,6 +182,8 @@ pub use riskhook_store::Role;
 pub struct ApiKey {
     /// Shown in logs and audit entries instead of the key.
     pub id: String,
+    /// The person (or service) the key belongs to: four eyes needs two different ones.
+    pub principal: String,
     /// What it may do.
     pub role: Role,
     hash: [u8; 32],
@@ -191,6 +193,7 @@ impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKey")
             .field("id", &self.id)
+            .field("principal", &self.principal)
             .field("role", &self.role)
             .finish_non_exhaustive()
     }
@@ -214,6 +217,11 @@ impl ApiKeys {
             }
         }
         found
+    }
+
+    /// The configured key with this id.
+    pub fn by_id(&self, id: &str) -> Option<&ApiKey> {
+        self.0.iter().find(|k| k.id == id)
     }
 
     /// Whether any key is configured.
@@ -350,6 +358,8 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawApiKey {
     id: String,
+    /// The person behind the key; the id stands for them when absent.
+    principal: Option<String>,
     role: Role,
     hash: String,
 }
@@ -540,8 +550,16 @@ impl RawConfig {
                 .with_context(|| {
                     format!("invalid configuration: {at}.hash: expected sha256:<64 hex characters> (see `riskhook keys generate`)")
                 })?;
+            let principal = match raw.principal {
+                Some(p) if p.trim().is_empty() => {
+                    bail!("invalid configuration: {at}.principal must not be empty")
+                }
+                Some(p) => p.trim().to_owned(),
+                None => raw.id.clone(),
+            };
             api_keys.push(ApiKey {
                 id: raw.id,
+                principal,
                 role: raw.role,
                 hash,
             });

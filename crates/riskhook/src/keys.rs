@@ -20,8 +20,9 @@ impl std::fmt::Debug for GeneratedKey {
     }
 }
 
-/// Makes a key with a random id and secret (from the operating system's generator).
-pub fn generate(name: &str, role: Role) -> GeneratedKey {
+/// Makes a key for `principal` with a random id and secret (from the operating system's
+/// generator).
+pub fn generate(name: &str, principal: &str, role: Role) -> GeneratedKey {
     let random = |n: usize| {
         let mut out = Vec::with_capacity(n * 16);
         for _ in 0..n {
@@ -38,6 +39,7 @@ pub fn generate(name: &str, role: Role) -> GeneratedKey {
         record: NewApiKey {
             id,
             name: name.to_owned(),
+            principal: principal.to_owned(),
             role,
             hash: secret_hash(&secret),
         },
@@ -56,8 +58,8 @@ mod tests {
 
     #[test]
     fn keys_are_unique_and_stored_only_as_their_hash() {
-        let a = generate("a", Role::Read);
-        let b = generate("b", Role::Read);
+        let a = generate("a", "a", Role::Read);
+        let b = generate("b", "b", Role::Read);
         assert_ne!(a.secret, b.secret);
         assert_ne!(a.record.id, b.record.id);
         assert!(a.secret.starts_with("rhk_") && a.secret.len() == 68);

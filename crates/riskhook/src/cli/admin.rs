@@ -33,20 +33,30 @@ fn when(seconds: i64) -> String {
 pub(super) async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Generate { .. } => Ok(()),
-        KeysCommand::Create { db, name, role } => {
+        KeysCommand::Create {
+            db,
+            name,
+            principal,
+            role,
+        } => {
             let role = Role::parse(&role).context("role must be read, review or admin")?;
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
             }
+            let principal = principal.unwrap_or_else(|| name.clone());
+            if principal.trim().is_empty() {
+                bail!("--principal must not be empty");
+            }
             let store = open(&db).await?;
-            let key = crate::keys::generate(&name, role);
+            let key = crate::keys::generate(&name, principal.trim(), role);
             let record = store.create_key(key.record, ACTOR, now()).await;
             store.close().await;
             let record = record?;
             println!(
-                "created key {} ({}, role {})",
+                "created key {} ({}, principal {}, role {})",
                 record.id,
                 record.name,
+                record.principal,
                 record.role.as_str()
             );
             println!("API key (shown once, store it now): {}", key.secret);
@@ -65,9 +75,10 @@ pub(super) async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                     .revoked_at
                     .map_or_else(|| "active".to_owned(), |t| format!("revoked {}", when(t)));
                 println!(
-                    "{}\t{}\t{}\tcreated {} by {}\t{state}",
+                    "{}\t{}\t{}\t{}\tcreated {} by {}\t{state}",
                     k.id,
                     k.role.as_str(),
+                    k.principal,
                     k.name,
                     when(k.created_at),
                     k.created_by

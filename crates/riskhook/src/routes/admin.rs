@@ -74,6 +74,10 @@ struct CreateKeyIn {
     /// A label for people, e.g. who or what uses the key.
     #[schema(value_type = String, min_length = 1, max_length = 100)]
     name: KeyName,
+    /// The person (or service) the key belongs to: four eyes needs two different ones, and a
+    /// key never counts as a second person for whoever made it. Defaults to `name`.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    principal: Option<KeyName>,
     /// What the key may do: `read` < `review` < `admin`.
     #[schema(schema_with = openapi::role)]
     role: Role,
@@ -85,6 +89,8 @@ struct KeyOut {
     /// The public id (`key_…`): what logs and the audit log name.
     id: String,
     name: String,
+    /// The person (or service) the key belongs to.
+    principal: String,
     #[schema(schema_with = openapi::role)]
     role: Role,
     /// Unix seconds.
@@ -100,6 +106,7 @@ impl From<ApiKeyRecord> for KeyOut {
         Self {
             id: k.id,
             name: k.name,
+            principal: k.principal,
             role: k.role,
             created_at: k.created_at,
             created_by: k.created_by,
@@ -152,7 +159,8 @@ async fn create_key(
     State(state): State<AppState>,
     Body(body): Body<CreateKeyIn>,
 ) -> Result<(StatusCode, Json<CreatedKeyOut>)> {
-    let generated = crate::keys::generate(&body.name.0, body.role);
+    let principal = body.principal.as_ref().unwrap_or(&body.name);
+    let generated = crate::keys::generate(&body.name.0, &principal.0, body.role);
     let record = state
         .store
         .create_key(generated.record, auth.key_id(), (state.clock)())

@@ -635,6 +635,7 @@ async fn resolve_case(
         .resolve_case(ResolveCase {
             case_id: id,
             actor: auth.key_id().to_owned(),
+            person: auth.caller.person(&state).await?,
             outcome: body.outcome,
             reason: body.reason.0,
             now: (state.clock)(),
@@ -710,6 +711,7 @@ async fn act(
             user_id,
             kind,
             actor: auth.key_id().to_owned(),
+            person: auth.caller.person(state).await?,
             reason: reason.0,
             now: (state.clock)(),
             four_eyes: state.config.review.four_eyes,
@@ -840,6 +842,7 @@ async fn decide(
         .decide_action(DecideAction {
             action_id,
             actor: auth.key_id().to_owned(),
+            person: auth.caller.person(state).await?,
             approve,
             reason: body.reason.map(|r| r.0),
             now: (state.clock)(),

@@ -218,6 +218,7 @@ pub(crate) async fn change(app: &TestApp, user: &str, n: usize) {
             user_id: user.to_owned(),
             kind,
             actor: "test".to_owned(),
+            person: riskhook_store::Person::on_their_own("test"),
             reason: "notification test".to_owned(),
             now: now(),
             four_eyes: false,

@@ -519,3 +519,57 @@ async fn deliveries_and_endpoints_are_listed_and_unknown_ones_are_404() {
     }
     app.stop().await;
 }
+
+/// Issue 11, finding 2: an admin who asks to lift a freeze cannot approve it with a second key
+/// of their own, nor with any key they made, nor with a key made after the request; a
+/// different person's older key can.
+#[tokio::test]
+async fn four_eyes_means_two_people_not_two_keys() {
+    let app = spawn_app_with_four_eyes().await;
+    let case = frozen_user_with_case(&app, "mallory").await;
+    let asked = app
+        .api_json(
+            Method::POST,
+            &format!("/v1/cases/{case}/resolve"),
+            Some(ADMIN_KEY),
+            &json!({ "outcome": "unfreeze", "reason": "the hit is a namesake" }),
+        )
+        .await;
+    assert_eq!(asked.status, 202, "{asked:?}");
+    let approve = format!(
+        "/v1/actions/{}/approve",
+        asked.json["action"]["id"].as_str().unwrap()
+    );
+
+    let mut refused = Vec::new();
+    for body in [
+        json!({ "name": "admin's phone", "principal": "admin", "role": "admin" }),
+        json!({ "name": "bob", "role": "review" }),
+    ] {
+        let made = app
+            .api_json(Method::POST, "/v1/keys", Some(ADMIN_KEY), &body)
+            .await;
+        assert_eq!(made.status, 201, "{made:?}");
+        refused.push(made.json["secret"].as_str().unwrap().to_owned());
+    }
+    // Made by the operator at the command line, but after the request.
+    let late = riskhook::keys::generate("carol", "carol", riskhook_store::Role::Review);
+    app.store
+        .create_key(late.record, "cli", now() + 1)
+        .await
+        .unwrap();
+    refused.push(late.secret);
+    for key in &refused {
+        let own = app.api(Method::POST, &approve, Some(key)).await;
+        assert_eq!(own.status, 403, "{own:?}");
+        assert_eq!(own.json["code"], "four-eyes");
+    }
+    let user = app
+        .api(Method::GET, "/v1/users/mallory", Some(READ_KEY))
+        .await;
+    assert_eq!(user.json["status"], "frozen", "{user:?}");
+
+    let second = app.api(Method::POST, &approve, Some(REVIEW_KEY)).await;
+    assert_eq!(second.status, 200, "{second:?}");
+    assert_eq!(second.json["user"]["status"], "active");
+}
