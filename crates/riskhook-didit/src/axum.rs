@@ -28,6 +28,11 @@
 //! bad signature, stale or mismatched timestamp), 413 (body over the limit), 400 (not JSON), 422
 //! (JSON but not a Didit event). Nothing here answers 500 to a client's mistake.
 //!
+//! Refusals are logged at WARN, at most [`DiditWebhookLayer::DEFAULT_REFUSAL_LOG_LINES`] lines
+//! per second ([`DiditWebhookLayer::refusal_log_lines`]); the rest are summed up in one
+//! "refusals not logged" line when the next second's first refusal comes. The
+//! [`RejectionCode`] extension is on every refusal, for metrics that count them all.
+//!
 //! Verifying a body costs ~10 µs per KB: bodies over
 //! [`DiditWebhookLayer::DEFAULT_OFFLOAD_OVER`] are verified on tokio's blocking pool rather
 //! than on the async worker that received them ([`DiditWebhookLayer::offload_over`]).
@@ -49,6 +54,9 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 
+mod log_budget;
+
+use self::log_budget::LogBudget;
 use crate::payload::DiditEvent;
 use crate::signature::SignatureHeaders;
 use crate::webhook::{Delivery, Rejection, Verification, Verifier};
@@ -116,6 +124,7 @@ struct Shared {
     offload_over: usize,
     clock: Clock,
     replay: Option<ReplayGuard>,
+    refusal_log: Mutex<LogBudget>,
 }
 
 impl fmt::Debug for DiditWebhookLayer {
@@ -125,6 +134,7 @@ impl fmt::Debug for DiditWebhookLayer {
             .field("max_body_bytes", &self.shared.max_body_bytes)
             .field("offload_over", &self.shared.offload_over)
             .field("replay_protection", &self.shared.replay.is_some())
+            .field("refusal_log_lines", &self.shared.refusal_log_lines())
             .finish_non_exhaustive()
     }
 }
@@ -142,6 +152,10 @@ impl DiditWebhookLayer {
     /// example's throughput and 5-9% of the service's, for no gain in latency.
     pub const DEFAULT_OFFLOAD_OVER: usize = 32 * 1024;
 
+    /// Refusal lines logged per second at most: enough to see what is being refused, far too
+    /// few for junk traffic to fill a disk.
+    pub const DEFAULT_REFUSAL_LOG_LINES: u32 = 10;
+
     /// A layer with a 1 MiB body limit, the system clock and in-memory replay protection.
     pub fn new(verifier: Verifier) -> Self {
         let window = i64::try_from(verifier.tolerance().as_secs()).unwrap_or(i64::MAX);
@@ -152,6 +166,7 @@ impl DiditWebhookLayer {
                 offload_over: Self::DEFAULT_OFFLOAD_OVER,
                 clock: system_clock(),
                 replay: Some(ReplayGuard::new(window, ReplayGuard::DEFAULT_CAPACITY)),
+                refusal_log: Mutex::new(LogBudget::new(Self::DEFAULT_REFUSAL_LOG_LINES)),
             }),
         }
     }
@@ -163,6 +178,7 @@ impl DiditWebhookLayer {
             offload_over: shared.offload_over,
             clock: shared.clock.clone(),
             replay: shared.replay.as_ref().map(ReplayGuard::empty_like),
+            refusal_log: Mutex::new(LogBudget::new(shared.refusal_log_lines())),
         });
         f(&mut shared);
         Self {
@@ -187,6 +203,14 @@ impl DiditWebhookLayer {
     #[must_use]
     pub fn clock(self, clock: Clock) -> Self {
         self.map(|s| s.clock = clock)
+    }
+
+    /// Logs at most `lines` refusals per second of the layer's clock (default
+    /// [`Self::DEFAULT_REFUSAL_LOG_LINES`]); the others are counted and reported in one summary
+    /// line. `0` logs only the summaries, `u32::MAX` every refusal.
+    #[must_use]
+    pub fn refusal_log_lines(self, lines: u32) -> Self {
+        self.map(|s| s.refusal_log = Mutex::new(LogBudget::new(lines)))
     }
 
     /// Turns the in-memory replay protection off, for a handler that de-duplicates durably
@@ -305,12 +329,12 @@ impl Shared {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
-            return Err(("body-too-large", self.too_large()));
+            return Err(("body-too-large", self.too_large((self.clock)())));
         }
         let raw = match Limited::new(body, self.max_body_bytes).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<LengthLimitError>() => {
-                return Err(("body-too-large", self.too_large()));
+                return Err(("body-too-large", self.too_large((self.clock)())));
             }
             Err(_) => {
                 return Err((
@@ -353,22 +377,52 @@ impl Shared {
                 received_at: now,
             }),
             Err(rejection) => {
-                tracing::warn!(
-                    reason = rejection.code(),
-                    status = rejection.status(),
-                    body_bytes = raw.len(),
-                    "didit webhook rejected: {rejection}"
-                );
+                if self.may_log_refusal(now) {
+                    tracing::warn!(
+                        reason = rejection.code(),
+                        status = rejection.status(),
+                        body_bytes = raw.len(),
+                        "didit webhook rejected: {rejection}"
+                    );
+                }
                 Err((rejection.code(), Problem::from(&rejection)))
             }
         }
     }
 
-    fn too_large(&self) -> Problem {
-        tracing::warn!(
-            limit = self.max_body_bytes,
-            "didit webhook rejected: body too large"
-        );
+    fn refusal_log_lines(&self) -> u32 {
+        self.refusal_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .per_second()
+    }
+
+    /// Whether this refusal's line fits the budget; writes the summary of those that did not
+    /// first, when one is due.
+    fn may_log_refusal(&self, now: i64) -> bool {
+        let verdict = self
+            .refusal_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(now);
+        if verdict.suppressed_before > 0 {
+            tracing::warn!(
+                suppressed = verdict.suppressed_before,
+                "{} more didit webhook refusals were not logged (at most {} lines a second; metrics count every one)",
+                verdict.suppressed_before,
+                self.refusal_log_lines(),
+            );
+        }
+        verdict.log
+    }
+
+    fn too_large(&self, now: i64) -> Problem {
+        if self.may_log_refusal(now) {
+            tracing::warn!(
+                limit = self.max_body_bytes,
+                "didit webhook rejected: body too large"
+            );
+        }
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",

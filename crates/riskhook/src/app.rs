@@ -103,8 +103,8 @@ impl App {
         self.state.store.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and waits up to the configured
-    /// `shutdown_timeout` for in-flight requests.
+    /// Serves (see [`crate::server`]) until `shutdown` resolves, then stops accepting and waits
+    /// up to the configured `shutdown_timeout` for in-flight requests.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -127,6 +127,7 @@ impl App {
             hangups(),
         ));
         tracing::info!(address = %self.local_addr()?, "riskhook listening");
+        let limits = self.state.config.http;
         let mut router = routes::router(self.state);
         if let Some(probe) = self.nats {
             // For /readyz only; routes without NATS configured see no extension.
@@ -134,20 +135,23 @@ impl App {
         }
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
         let mut dispatcher = tokio::spawn(self.dispatcher.run(stopping_rx.clone(), grace));
-        let signal = async move {
+        let signal = tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stopping_tx.send(true);
-        };
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown(signal);
+            // Held until the server is done, so receivers never see the channel close early.
+            stopping_tx
+        });
+        let serve = crate::server::serve(self.listener, router, limits, stopping_rx.clone());
         let deadline = async move {
             let _ = stopping_rx.wait_for(|stopping| *stopping).await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = serve => result.context("server failed")?,
+            () = serve => {}
             () = deadline => tracing::warn!(?grace, "shutdown grace period over; dropping unfinished requests"),
         }
+        signal.abort();
         reloader.abort();
         // The dispatcher saw the same signal and bounds its own drain by `grace`; stop it
         // before the store closes under it.

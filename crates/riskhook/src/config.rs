@@ -29,6 +29,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log_filter",
     "request_timeout",
     "shutdown_timeout",
+    "header_read_timeout",
+    "idle_timeout",
+    "max_connections",
     "didit",
     "policy",
     "api_keys",
@@ -54,6 +57,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout: Duration,
+    /// Connection timeouts and limit: see [`crate::server`].
+    pub http: crate::server::Limits,
     /// Didit intake.
     pub didit: DiditConfig,
     /// The policy file, or `None` for the built-in default policy.
@@ -324,6 +329,11 @@ struct RawConfig {
     request_timeout: Duration,
     #[serde(deserialize_with = "duration")]
     shutdown_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    header_read_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    idle_timeout: Duration,
+    max_connections: usize,
     didit: RawDidit,
     #[serde(default)]
     policy: RawPolicy,
@@ -528,8 +538,19 @@ impl RawConfig {
         if self.database_max_connections == 0 {
             bail!("invalid configuration: database_max_connections must be at least 1");
         }
-        if self.request_timeout.is_zero() {
-            bail!("invalid configuration: request_timeout must be greater than zero");
+        for (key, value) in [
+            ("request_timeout", self.request_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                bail!("invalid configuration: {key} must be greater than zero");
+            }
+        }
+        // Each connection is a file descriptor; the cap keeps the semaphore's u32 arithmetic
+        // and the process's descriptor table in sight.
+        if !(1..=65_536).contains(&self.max_connections) {
+            bail!("invalid configuration: max_connections must be between 1 and 65536");
         }
         let didit = self.didit.validate(env)?;
         let notify = self.notify.validate(env)?;
@@ -572,6 +593,11 @@ impl RawConfig {
             log_filter: self.log_filter,
             request_timeout: self.request_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            http: crate::server::Limits {
+                header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
+                max_connections: self.max_connections,
+            },
             didit,
             policy_path: self.policy.path,
             api_keys: ApiKeys(api_keys),
@@ -934,6 +960,28 @@ mod tests {
         assert_eq!(config.didit.tolerance, Duration::from_secs(300));
         assert_eq!(config.didit.keyring.keys()[0].id(), "default");
         assert!(!config.didit.allow_simple_signature);
+        assert_eq!(
+            config.http,
+            crate::server::Limits {
+                header_read_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(30),
+                max_connections: 256,
+            }
+        );
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_environment() {
+        let config = load(&[
+            ("RISKHOOK_DIDIT_SECRET", "s"),
+            ("RISKHOOK_HEADER_READ_TIMEOUT", "500ms"),
+            ("RISKHOOK_IDLE_TIMEOUT", "2s"),
+            ("RISKHOOK_MAX_CONNECTIONS", "3"),
+        ])
+        .expect("loads");
+        assert_eq!(config.http.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(config.http.idle_timeout, Duration::from_secs(2));
+        assert_eq!(config.http.max_connections, 3);
     }
 
     #[test]
@@ -960,7 +1008,7 @@ mod tests {
     #[test]
     fn invalid_values_name_their_key() {
         let secret = ("RISKHOOK_DIDIT_SECRET", "s");
-        let cases: [(&[(&str, &str)], &str); 6] = [
+        let cases: [(&[(&str, &str)], &str); 9] = [
             (&[secret, ("RISKHOOK_LISTEN", "nowhere")], "listen"),
             (
                 &[secret, ("RISKHOOK_DIDIT__TOLERANCE", "soon")],
@@ -979,6 +1027,15 @@ mod tests {
                 "database_max_connections",
             ),
             (&[secret, ("RISKHOOK_LOG_FORMAT", "xml")], "log_format"),
+            (
+                &[secret, ("RISKHOOK_HEADER_READ_TIMEOUT", "0s")],
+                "header_read_timeout",
+            ),
+            (&[secret, ("RISKHOOK_IDLE_TIMEOUT", "0")], "idle_timeout"),
+            (
+                &[secret, ("RISKHOOK_MAX_CONNECTIONS", "0")],
+                "max_connections",
+            ),
         ];
         for (env, key) in cases {
             let message = error(load(env));

@@ -6,6 +6,7 @@
 //! - [`config`]: layered configuration, validated at start.
 //! - [`app`]: [`App::build`](app::App::build) binds the listener (port 0 allowed) and
 //!   [`App::run`](app::App::run) serves until a shutdown future resolves.
+//! - [`server`]: the HTTP/1 accept loop: connection limit, idle and header-read timeouts.
 //! - [`routes`]: one module per feature, each owning its handlers and DTOs, merged in one place.
 //! - [`pipeline`]: what happens to a verified event: signals, assessment, one transaction.
 //! - [`policy`]: the policy in force and its atomic reload.
@@ -34,6 +35,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod policy;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;

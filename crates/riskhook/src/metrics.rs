@@ -134,6 +134,21 @@ pub fn notification_attempt(endpoint: &str, outcome: &'static str, seconds: f64)
     .record(seconds);
 }
 
+/// An HTTP connection was accepted.
+pub fn connection_opened() {
+    metrics::gauge!("riskhook_http_connections").increment(1.0);
+}
+
+/// An HTTP connection closed: `done` (by the client, an error, or shutdown), or the timeout
+/// that closed it (`idle_timeout`, `header_read_timeout`), which is counted.
+pub fn connection_closed(reason: &'static str) {
+    metrics::gauge!("riskhook_http_connections").decrement(1.0);
+    if reason != "done" {
+        metrics::counter!("riskhook_http_connections_timed_out_total", "reason" => reason)
+            .increment(1);
+    }
+}
+
 /// Sets how many deliveries are pending in the outbox (refreshed by the dispatcher each poll).
 pub fn outbox_backlog(pending: u64) {
     // `as` loses precision only above 2^53 pending deliveries.

@@ -8,6 +8,7 @@
 
 mod admin;
 mod api;
+mod edge;
 mod extract;
 mod health;
 mod ingest;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, Method, Request, StatusCode};
+use tower::util::MapRequestLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -48,9 +50,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
+                .layer(MapRequestLayer::new(edge::sanitise_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Outside the timeout, so its bare 503 gets a problem body too.
+                .layer(axum::middleware::map_response(edge::problem_bodies))
+                .layer(axum::middleware::from_fn(edge::limit_head))
                 // 503, not 408: Didit retries 5xx, and a slow database is our problem.
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -92,7 +98,10 @@ fn clamp(timeout: Duration) -> Duration {
     timeout.max(Duration::from_millis(1))
 }
 
-/// One span per request, carrying the request id so every log line of the request has it.
+/// One span per request, carrying the request id so every log line of the request has it. The
+/// id is ours or a client's plain one ([`edge::sanitise_request_id`] runs first), and the
+/// method and path are tokens without spaces or control characters (hyper refuses others), so
+/// no field can forge a line or another field.
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let id = request
         .headers()

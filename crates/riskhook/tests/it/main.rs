@@ -5,6 +5,7 @@
 
 mod cli;
 mod helpers;
+mod http_edge;
 mod ingest;
 mod instances;
 mod lifecycle;
