@@ -31,7 +31,7 @@ pub mod test_support;
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
@@ -70,6 +70,15 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+/// How long a request waits for a connection, a refused one retried meanwhile: when the
+/// server is down, a request is refused (503) within this, before the request timeout and
+/// before Didit gives up on the delivery (5 s), and `/readyz` answers in time to say it is the
+/// database. Under load it also bounds the wait for a free connection of the pool.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long [`PostgresStore::connect`] waits for the server at start.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn migrator() -> Migrator {
     let migration = |version, description, sql| {
         Migration::new(
@@ -100,9 +109,9 @@ impl PostgresStore {
     }
 
     /// Connects without migrating: for `riskhook migrate` to report what it does. Fails with
-    /// [`StoreError::Unavailable`] when the server cannot be reached within 10 seconds (sqlx
-    /// retries a refused connection until then, so instances may start just before their
-    /// database does).
+    /// [`StoreError::Unavailable`] when the server cannot be reached within
+    /// [`STARTUP_TIMEOUT`] (a refused connection is retried until then, so instances may
+    /// start just before their database does).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         // The URL's own text never goes into the error: it may hold the password.
         let options = PgConnectOptions::from_str(url)
@@ -110,11 +119,18 @@ impl PostgresStore {
             .application_name("riskhook");
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
-        Ok(Self { pool })
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        // sqlx retries a refused connection for one acquire timeout, which is shorter than
+        // the wait allowed at start: try again until the start-up deadline.
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            match pool.acquire().await {
+                Ok(_first) => return Ok(Self { pool }),
+                Err(sqlx::Error::PoolTimedOut) if Instant::now() < deadline => {}
+                Err(e) => return Err(map_err(e)),
+            }
+        }
     }
 
     /// Applies every pending migration. Returns the versions applied now.

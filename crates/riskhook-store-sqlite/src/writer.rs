@@ -129,8 +129,13 @@ fn commit_and_answer(connection: &mut Connection, batch: &mut Vec<WriteJob>) {
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, batch = batch.len(), "commit failed; the batch is answered with errors");
-            let reason = e.to_string();
+            // With its cause: "database unavailable" alone would hide e.g. a full disk from
+            // the log line here and from every request's own.
+            let reason = match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            };
+            tracing::error!(error = %reason, batch = batch.len(), "commit failed; the batch is answered with errors");
             for job in batch.drain(..) {
                 let _ = job.reply.send(Err(unavailable(&reason)));
             }

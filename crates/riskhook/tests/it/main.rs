@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod faults;
 mod helpers;
 mod http_edge;
 mod ingest;
