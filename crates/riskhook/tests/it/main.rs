@@ -8,6 +8,7 @@ mod helpers;
 mod ingest;
 mod instances;
 mod lifecycle;
+mod mutation;
 mod nats;
 mod notify;
 mod openapi;
