@@ -10,6 +10,7 @@ mod http_edge;
 mod ingest;
 mod instances;
 mod lifecycle;
+mod mutation;
 mod nats;
 mod notify;
 mod openapi;
