@@ -54,6 +54,7 @@ for t in "${targets[@]}"; do
     fi
     rm -f "$log"
 done
+echo "fuzz: $((${#targets[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
 if ((${#failed[@]})); then
     echo "fuzzing found crashes in: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
     exit 1

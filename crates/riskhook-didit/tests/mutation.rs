@@ -2,7 +2,8 @@
 //! byte insertions and deletions, field edits, override attempts, re-encodings, header edits),
 //! none of which may be accepted unless its signature covers it and the identifiers the service
 //! keys on are the original's. `RISKHOOK_MUTATIONS=N` changes the size of the main run (about
-//! 50 s of CPU in a debug build; the runs of the known issues are fixed and smaller).
+//! 50 s of CPU in a debug build; the runs aimed at issue 11's findings 1 and 7 are fixed and
+//! smaller).
 //!
 //! The generator and the oracle are in `mutation/mutate.rs`, shared with the service's HTTP run.
 
@@ -108,9 +109,9 @@ fn mutated_deliveries_are_accepted_only_when_their_signature_covers_them_unchang
     );
 }
 
-/// FIXME(known issue b, being fixed on main): the JavaScript canonical form writes `777001.0` as
-/// `777001`, so a V2 signature over one verifies the other, and the lenient models turn the
-/// two numbers into different id strings. Expected to pass once ids are normalised.
+/// Issue 11, finding 7: the canonical forms write `777001.0` as `777001`, so a V2 signature over
+/// one verifies the other; identifiers are read from JSON strings only, so neither spelling can
+/// name another session.
 #[test]
 fn numeric_ids_respelled_in_a_v2_signed_delivery_keep_their_identity() {
     let originals = numeric_id_originals();
@@ -125,9 +126,8 @@ fn numeric_ids_respelled_in_a_v2_signed_delivery_keep_their_identity() {
     assert!(tally.legitimate() > 0, "{}", tally.report());
 }
 
-/// FIXME(known issue a, being fixed on main): with `X-Signature-Simple` accepted, fields outside
-/// it (a `data` object with another session) override the signed ones. Expected to pass once
-/// signed fields win.
+/// Issue 11, finding 1: with `X-Signature-Simple` accepted, no field outside it (a `data` object
+/// with another session, status or user) may override the signed ones.
 #[test]
 fn with_simple_accepted_no_field_outside_it_overrides_a_signed_one() {
     let originals: Vec<Original> = originals()
@@ -145,10 +145,9 @@ fn with_simple_accepted_no_field_outside_it_overrides_a_signed_one() {
     assert!(tally.legitimate() > 0, "{}", tally.report());
 }
 
-/// FIXME(found by this run, not yet decided): `X-Signature-Simple` covers four fields, so with
-/// it accepted, an edited `event_id`, `vendor_data`, or the subject of a non-session event
-/// (`transaction_id`, `uuid`, …) verifies and is keyed on. The oracle calls that a failure;
-/// passing needs the service to stop reading identifiers Simple does not cover.
+/// `X-Signature-Simple` covers four fields, so with it accepted, an edited `event_id`,
+/// `vendor_data`, or the subject of a non-session event (`transaction_id`, `uuid`, …) must not
+/// be keyed on: the verifier reads a Simple-verified body from its four signed fields alone.
 #[test]
 fn with_simple_accepted_identifiers_it_does_not_cover_are_not_trusted() {
     let originals = originals();

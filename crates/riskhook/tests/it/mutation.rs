@@ -119,9 +119,8 @@ async fn mutated_deliveries_over_http_store_only_the_originals() {
     deliver_and_check(0x5eed_1001, n, Mix::All, &originals).await;
 }
 
-/// FIXME(known issue b, being fixed on main): a V2 delivery whose numeric ids are respelled
-/// (`777001` → `777001.0`) verifies, and is stored as another session. Expected to pass once
-/// ids are normalised.
+/// Issue 11, finding 7: a V2 delivery whose numeric ids are respelled (`777001` → `777001.0`)
+/// verifies, and must not be stored as another session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn numeric_ids_respelled_over_http_store_only_the_originals() {
     let originals: Vec<Original> = originals(now())
