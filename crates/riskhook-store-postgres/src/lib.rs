@@ -31,10 +31,12 @@ pub mod test_support;
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::audit::AuditKey;
 use riskhook_core::review::ActionStatus;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
@@ -57,6 +59,8 @@ pub(crate) const PROVIDER: &str = "didit";
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The audit key, once [`Store::set_audit_key`] sets it; shared by every clone.
+    audit_key: Arc<OnceLock<AuditKey>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -71,13 +75,24 @@ impl fmt::Debug for PostgresStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("schema"),
-        MigrationType::Simple,
-        SqlStr::from_static(include_str!("../migrations/0001_schema.sql")),
-        false,
-    )])
+    let migration = |version, description, sql| {
+        Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            SqlStr::from_static(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "schema", include_str!("../migrations/0001_schema.sql")),
+        // 2 is the API-key principals' migration, on another branch.
+        migration(
+            3,
+            "keyed audit chain, appends only at the head",
+            include_str!("../migrations/0003_audit_keyed_and_head_only.sql"),
+        ),
+    ])
 }
 
 impl PostgresStore {
@@ -104,7 +119,10 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            audit_key: Arc::default(),
+        })
     }
 
     /// Applies every pending migration. Returns the versions applied now.
@@ -137,7 +155,7 @@ impl PostgresStore {
     }
 
     async fn begin(&self) -> Result<Tx, StoreError> {
-        Tx::begin(&self.pool).await
+        Tx::begin(&self.pool, &self.audit_key).await
     }
 }
 
@@ -303,6 +321,16 @@ impl Store for PostgresStore {
 
     async fn last_audit(&self, action: &str) -> Result<Option<AuditRecord>, StoreError> {
         reads::last_audit(&mut *self.conn().await?, action).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError> {
+        reads::audit_head(&mut *self.conn().await?).await
+    }
+
+    async fn set_audit_key(&self, key: AuditKey) -> Result<(), StoreError> {
+        self.audit_key
+            .set(key)
+            .map_err(|_| StoreError::Other("the audit key is already set".into()))
     }
 
     async fn create_key(
