@@ -244,19 +244,16 @@ impl Checkpoint {
         Ok(anchors)
     }
 
-    /// An anchor file line, or a JSON log line whose `fields` hold a checkpoint.
+    /// An anchor file line, or a JSON log line of a checkpoint: riskhook's (`message` and the
+    /// fields at the top level) or tracing's default (under `fields`). Other log lines: `None`.
     fn from_json(line: &str) -> Result<Option<Self>, AnchorError> {
         let value: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| AnchorError(format!("not a JSON object: {e}")))?;
-        let object = match value.get("fields") {
-            // A log line: only the checkpoint ones count.
-            Some(fields)
-                if fields.get("message").and_then(|m| m.as_str()) == Some("audit checkpoint") =>
-            {
-                fields
-            }
-            Some(_) => return Ok(None),
+        let fields = value.get("fields").unwrap_or(&value);
+        let object = match fields.get("message").map(|m| m.as_str()) {
             None => &value,
+            Some(Some("audit checkpoint")) => fields,
+            Some(_) => return Ok(None),
         };
         serde_json::from_value(object.clone())
             .map(Some)
@@ -839,11 +836,17 @@ mod tests {
             "2027-01-15T08:00:00Z  INFO riskhook::audit: audit checkpoint seq=7 hash={hash} at=1800000000 mac={}",
             written.mac.as_deref().expect("mac")
         );
+        let flat_log = format!(
+            r#"{{"timestamp":"2027-01-15T08:00:00Z","level":"INFO","message":"audit checkpoint","seq":7,"hash":"{hash}","at":1800000000,"mac":"{}","target":"riskhook::audit"}}"#,
+            written.mac.as_deref().expect("mac")
+        );
         let other_log = r#"{"level":"INFO","fields":{"message":"riskhook listening"}}"#;
-        let text =
-            format!("{file_line}\n\n{json_log}\n{other_log}\nnot a checkpoint\n{text_log}\n");
+        let other_flat = r#"{"level":"INFO","message":"riskhook listening","address":"x"}"#;
+        let text = format!(
+            "{file_line}\n\n{json_log}\n{other_log}\n{other_flat}\nnot a checkpoint\n{text_log}\n{flat_log}\n"
+        );
         let read = Checkpoint::parse_lines(&text).expect("reads");
-        assert_eq!(read, vec![written.clone(), written.clone(), written]);
+        assert_eq!(read, vec![written; 4]);
         assert_eq!(read[0].mac_holds(&key()), Some(true));
         assert_eq!(read[0].mac_holds(&other_key()), Some(false));
         let broken = Checkpoint::parse_lines("{\"seq\":7}\n").expect_err("no hash");

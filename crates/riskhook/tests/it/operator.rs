@@ -408,3 +408,50 @@ async fn a_forged_insert_is_refused_by_the_database_or_found_by_the_key() {
         "{stderr}"
     );
 }
+
+/// A key configured for a database that already has unkeyed entries: the service refuses to
+/// start until `audit start-keying` has checked the chain and keyed it from its next entry;
+/// then the chain is an unkeyed prefix and a keyed suffix, which verifies only with the key.
+#[tokio::test]
+async fn an_existing_chain_is_keyed_from_its_next_entry_by_start_keying() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("riskhook.db").display());
+    let anchors = dir.path().join("anchors.jsonl");
+    let unkeyed = serve_some_events(&db, &anchors, None).await;
+    let key = [("RISKHOOK_AUDIT__KEY", AUDIT_KEY)];
+    let config = crate::helpers::test_config(&db, &key);
+    let refused = riskhook::app::App::build(config)
+        .await
+        .expect_err("refused");
+    assert!(
+        format!("{refused:#}").contains("audit start-keying"),
+        "{refused:#}"
+    );
+    let file = anchors.display().to_string();
+    let started = ok(&riskhook_with(
+        &db,
+        &key,
+        &["audit", "start-keying", "--anchors", &file],
+    ));
+    let keyed_from = unkeyed + 1;
+    assert!(
+        started.starts_with(&format!("audit chain keyed from entry {keyed_from}")),
+        "{started}"
+    );
+    let head = serve_some_events(&db, &anchors, Some(AUDIT_KEY)).await;
+    let verified = ok(&riskhook_with(
+        &db,
+        &key,
+        &["audit", "verify", "--anchors", &file],
+    ));
+    assert!(
+        verified.starts_with(&format!(
+            "audit chain intact: {head} entries ({} keyed, checked with the audit key)",
+            head - unkeyed
+        )),
+        "{verified}"
+    );
+    // A second start-keying is refused: the chain is keyed already.
+    let stderr = failed(&riskhook_with(&db, &key, &["audit", "start-keying"]));
+    assert!(stderr.contains("keyed already"), "{stderr}");
+}
