@@ -9,7 +9,9 @@
 //! the audit lock waits for nothing but its own inserts and commit.
 
 use riskhook_core::assessment::{Decision, UserStatus};
-use riskhook_core::audit::GENESIS;
+use std::sync::{Arc, OnceLock};
+
+use riskhook_core::audit::{AuditKey, GENESIS};
 use riskhook_core::review::account_status;
 use riskhook_store::{AuditRecord, NewAuditEntry, StoreError, UserState, user_updated};
 use sqlx::postgres::PgPool;
@@ -50,13 +52,19 @@ pub(crate) async fn session_lock(conn: &mut PgConnection, key: i32) -> Result<()
 pub(crate) struct Tx {
     tx: Transaction<'static, Postgres>,
     audit: Vec<NewAuditEntry>,
+    /// The store's audit key, if set: the entries are keyed under it.
+    audit_key: Arc<OnceLock<AuditKey>>,
 }
 
 impl Tx {
-    pub(crate) async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+    pub(crate) async fn begin(
+        pool: &PgPool,
+        audit_key: &Arc<OnceLock<AuditKey>>,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             tx: pool.begin().await.map_err(map_err)?,
             audit: Vec::new(),
+            audit_key: audit_key.clone(),
         })
     }
 
@@ -118,9 +126,10 @@ impl Tx {
                 ),
                 None => (0, GENESIS.to_owned()),
             };
+            let key = self.audit_key.get();
             for entry in entries {
                 seq += 1;
-                let record = entry.link(seq, new_id("aud"), prev);
+                let record = entry.link(seq, new_id("aud"), prev, key);
                 prev = record.hash.clone();
                 records.push(record);
             }
@@ -165,10 +174,12 @@ async fn insert_audit(conn: &mut PgConnection, records: &[AuditRecord]) -> Resul
         |f: fn(&AuditRecord) -> Option<&str>| records.iter().map(f).collect::<Vec<Option<&str>>>();
     sqlx::query(
         "INSERT INTO audit_log (seq, id, at, actor, action, subject, reason, before, after,
-                                prev_hash, hash)
+                                prev_hash, hash, keyed)
          SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[],
                               $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                              $11::text[])",
+                              $11::text[], $12::boolean[])
+         -- In chain order: the insert trigger checks each row against the one before it.
+         ORDER BY 1",
     )
     .bind(records.iter().map(|r| r.seq).collect::<Vec<i64>>())
     .bind(column(|r| &r.id))
@@ -181,6 +192,7 @@ async fn insert_audit(conn: &mut PgConnection, records: &[AuditRecord]) -> Resul
     .bind(optional(|r| r.after.as_deref()))
     .bind(column(|r| &r.prev_hash))
     .bind(column(|r| &r.hash))
+    .bind(records.iter().map(|r| r.keyed).collect::<Vec<bool>>())
     .execute(conn)
     .await
     .map_err(map_err)?;

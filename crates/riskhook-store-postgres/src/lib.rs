@@ -31,10 +31,12 @@ pub mod test_support;
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::audit::AuditKey;
 use riskhook_core::review::ActionStatus;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
@@ -57,6 +59,8 @@ pub(crate) const PROVIDER: &str = "didit";
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The audit key, once [`Store::set_audit_key`] sets it; shared by every clone.
+    audit_key: Arc<OnceLock<AuditKey>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -96,6 +100,11 @@ fn migrator() -> Migrator {
             "key principals",
             include_str!("../migrations/0002_key_principals.sql"),
         ),
+        migration(
+            3,
+            "keyed audit chain, appends only at the head",
+            include_str!("../migrations/0003_audit_keyed_and_head_only.sql"),
+        ),
     ])
 }
 
@@ -126,7 +135,12 @@ impl PostgresStore {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             match pool.acquire().await {
-                Ok(_first) => return Ok(Self { pool }),
+                Ok(_first) => {
+                    return Ok(Self {
+                        pool,
+                        audit_key: Arc::default(),
+                    });
+                }
                 Err(sqlx::Error::PoolTimedOut) if Instant::now() < deadline => {}
                 Err(e) => return Err(map_err(e)),
             }
@@ -163,7 +177,7 @@ impl PostgresStore {
     }
 
     async fn begin(&self) -> Result<Tx, StoreError> {
-        Tx::begin(&self.pool).await
+        Tx::begin(&self.pool, &self.audit_key).await
     }
 }
 
@@ -329,6 +343,16 @@ impl Store for PostgresStore {
 
     async fn last_audit(&self, action: &str) -> Result<Option<AuditRecord>, StoreError> {
         reads::last_audit(&mut *self.conn().await?, action).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError> {
+        reads::audit_head(&mut *self.conn().await?).await
+    }
+
+    async fn set_audit_key(&self, key: AuditKey) -> Result<(), StoreError> {
+        self.audit_key
+            .set(key)
+            .map_err(|_| StoreError::Other("the audit key is already set".into()))
     }
 
     async fn create_key(

@@ -375,6 +375,7 @@ fn audit_record(row: &PgRow) -> Result<AuditRecord, StoreError> {
         after: get(row, "after")?,
         prev_hash: get(row, "prev_hash")?,
         hash: get(row, "hash")?,
+        keyed: get(row, "keyed")?,
     })
 }
 
@@ -392,6 +393,16 @@ pub(crate) async fn audit(
         .iter()
         .map(audit_record)
         .collect()
+}
+
+pub(crate) async fn audit_head(conn: &mut PgConnection) -> Result<Option<AuditRecord>, StoreError> {
+    sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(audit_record)
+        .transpose()
 }
 
 pub(crate) async fn last_audit(

@@ -26,6 +26,7 @@ conformance!(
     resolving_a_case_sets_the_verdict,
     four_eyes_needs_a_second_key,
     audit_chain_is_intact,
+    keyed_appends_verify_only_with_their_key,
     keys_are_stored_hashed_and_revocable,
     outbox_claims_in_order_with_leases,
     concurrent_identical_deliveries_are_stored_once,

@@ -4,7 +4,8 @@
 //! (see `riskhook_store_postgres::test_support`).
 
 use riskhook_core::assessment::Decision;
-use riskhook_store::{IngestOutcome, Store, StoreError, conformance};
+use riskhook_core::audit::{AuditKey, ChainVerifier, GENESIS};
+use riskhook_store::{AuditRecord, IngestOutcome, NewAuditEntry, Store, StoreError, conformance};
 use riskhook_store_postgres::PostgresStore;
 use riskhook_store_postgres::test_support::{fresh_database_or_skip, redact};
 use sqlx::{Connection, PgConnection};
@@ -24,7 +25,7 @@ async fn three_instances_opening_at_once_migrate_once_and_store_a_delivery_once(
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![], vec![1, 2]],
+        [vec![], vec![], vec![1, 2, 3]],
         "one instance migrates"
     );
     let stores = [a.0, b.0, c.0];
@@ -76,6 +77,88 @@ async fn the_audit_log_refuses_updates_deletes_and_truncation() {
         assert!(message.contains("append-only"), "{statement}: {message}");
     }
     assert_eq!(store.audit(0, 10).await.expect("audit").len(), 1);
+    conn.close().await.expect("close");
+    store.close().await;
+    database.remove().await.expect("drop the test database");
+}
+
+/// A plain INSERT, as someone with write access to the database would do it.
+async fn insert(conn: &mut PgConnection, r: &AuditRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (seq, id, at, actor, action, subject, reason, before, after,
+                                prev_hash, hash, keyed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(r.seq)
+    .bind(&r.id)
+    .bind(r.at)
+    .bind(&r.actor)
+    .bind(&r.action)
+    .bind(&r.subject)
+    .bind(&r.reason)
+    .bind(&r.before)
+    .bind(&r.after)
+    .bind(&r.prev_hash)
+    .bind(&r.hash)
+    .bind(r.keyed)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Issue 11, finding 4 (c): an entry inserted anywhere but at the head is refused by the
+/// database; one inserted at the head without the key (its hash a plain SHA-256) is found by
+/// `audit verify` with the key.
+#[tokio::test]
+async fn a_forged_insert_is_refused_unless_it_extends_the_head_and_then_the_key_finds_it() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url, 2).await.expect("open");
+    let key = AuditKey::new(b"the PostgreSQL test's audit key").expect("key");
+    store.set_audit_key(key.clone()).await.expect("set the key");
+    for i in 1..=3 {
+        store
+            .append_audit(NewAuditEntry::system(
+                i,
+                "test.entry",
+                format!("test:{i}"),
+                "{}".to_owned(),
+            ))
+            .await
+            .expect("append");
+    }
+    let chain = store.audit(0, 10).await.expect("audit");
+    let head = store.audit_head().await.expect("head").expect("a head");
+    let forged = |seq: i64, prev: &str| {
+        NewAuditEntry::system(9, "case.resolved", "user:u-1".to_owned(), "{}".to_owned()).link(
+            seq,
+            format!("aud_forged_{seq}"),
+            prev.to_owned(),
+            None,
+        )
+    };
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    for (seq, prev) in [
+        (2, chain[0].hash.as_str()), // in the middle
+        (5, head.hash.as_str()),     // past the head
+        (4, chain[1].hash.as_str()), // at the head's place, linked elsewhere
+        (1, GENESIS),                // a second chain
+    ] {
+        let refused = insert(&mut conn, &forged(seq, prev)).await;
+        let message = refused.expect_err("refused").to_string();
+        assert!(message.contains("extend the head"), "{seq}: {message}");
+    }
+    insert(&mut conn, &forged(4, &head.hash))
+        .await
+        .expect("an insert at the head is the database's to accept");
+    let entries = store.audit(0, 10).await.expect("audit");
+    let mut verifier = ChainVerifier::with_key(Some(key));
+    let broken = entries
+        .iter()
+        .try_for_each(|e| verifier.check(&e.fields(), &e.hash, e.keyed))
+        .expect_err("found with the key");
+    assert_eq!(broken.seq, 4, "{broken}");
     conn.close().await.expect("close");
     store.close().await;
     database.remove().await.expect("drop the test database");

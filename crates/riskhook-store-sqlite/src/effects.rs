@@ -2,21 +2,45 @@
 //! appending to the audit chain, gathering evidence into review cases, recomputing a user's
 //! profile and status, and writing the outbox when that changes.
 
+use std::cell::RefCell;
+
 use riskhook_core::assessment::{Decision, UserStatus};
-use riskhook_core::audit::GENESIS;
+use riskhook_core::audit::{AuditKey, GENESIS};
 use riskhook_core::review::account_status;
 use riskhook_store::{AuditRecord, NewAuditEntry, StoreError, UserState, user_updated};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::writer::{decision_rank, map_err};
 
+thread_local! {
+    /// The audit key of the writer thread, set once by [`set_audit_key`] (run on that thread
+    /// as a command). Every append happens on the writer thread — deliveries and commands
+    /// alike — so the key lives with the thread instead of being passed through every
+    /// command and effect. Any other thread (a test's own connection) appends unkeyed.
+    static AUDIT_KEY: RefCell<Option<AuditKey>> = const { RefCell::new(None) };
+}
+
+/// Keys the entries this thread appends from now on. Refused when a key is already set: the
+/// key of a running store does not change.
+pub(crate) fn set_audit_key(key: AuditKey) -> Result<(), StoreError> {
+    AUDIT_KEY.with_borrow_mut(|slot| {
+        if slot.is_some() {
+            return Err(StoreError::Other("the audit key is already set".into()));
+        }
+        *slot = Some(key);
+        Ok(())
+    })
+}
+
 /// A new time-ordered id with a prefix, e.g. `case_0193…`.
 pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Appends an entry to the hash chain. The writer thread is the only writer, so reading the
-/// head and appending after it inside one transaction cannot fork the chain.
+/// Appends an entry to the hash chain, keyed when the thread has the audit key. The writer
+/// thread is the only writer, so reading the head and appending after it inside one
+/// transaction cannot fork the chain (and migration 7's trigger refuses any insert that does
+/// not extend the head).
 pub(crate) fn append_audit(
     conn: &Connection,
     entry: NewAuditEntry,
@@ -26,11 +50,12 @@ pub(crate) fn append_audit(
         .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
         .map_err(map_err)?;
     let (seq, prev) = head.unwrap_or((0, GENESIS.to_owned()));
-    let record = entry.link(seq + 1, new_id("aud"), prev);
+    let record =
+        AUDIT_KEY.with_borrow(|key| entry.link(seq + 1, new_id("aud"), prev, key.as_ref()));
     conn.prepare_cached(
         "INSERT INTO audit_log (seq, id, at, actor, action, subject, reason, before, after,
-                                prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                prev_hash, hash, keyed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -45,6 +70,7 @@ pub(crate) fn append_audit(
             record.after,
             record.prev_hash,
             record.hash,
+            record.keyed,
         ])
     })
     .map_err(map_err)?;

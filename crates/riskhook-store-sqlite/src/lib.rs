@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::audit::AuditKey;
 use riskhook_core::review::ActionStatus;
 use riskhook_didit::payload::SessionStatus;
 use riskhook_store::{
@@ -114,6 +115,11 @@ fn migrations() -> Vec<Migration> {
             6,
             "key principals",
             include_str!("../migrations/0006_key_principals.sql"),
+        ),
+        migration(
+            7,
+            "keyed audit chain, appends only at the head",
+            include_str!("../migrations/0007_audit_keyed_and_head_only.sql"),
         ),
     ]
 }
@@ -545,6 +551,26 @@ impl Store for SqliteStore {
         reads::last_audit(&self.reader, action).await
     }
 
+    async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError> {
+        reads::audit_head(&self.reader).await
+    }
+
+    async fn set_audit_key(&self, key: AuditKey) -> Result<(), StoreError> {
+        // On the writer thread, which does every append: the jobs queued before this one are
+        // appended unkeyed, every one after it keyed.
+        let (reply, answer) = oneshot::channel();
+        let job = writer::Job::Command(Box::new(move |_: &mut rusqlite::Connection| {
+            let _ = reply.send(effects::set_audit_key(key));
+        }));
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| writer::unavailable("the database writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| writer::unavailable("the database writer has stopped"))?
+    }
+
     async fn create_key(
         &self,
         key: NewApiKey,
@@ -793,6 +819,8 @@ mod tests {
             .expect("migrate to 4");
 
         let conn = rusqlite::Connection::open(&path).expect("open");
+        // Appended as version 4 did (no `keyed` column yet).
+        let mut prev = riskhook_core::audit::GENESIS.to_owned();
         for i in 0..3 {
             let entry = NewAuditEntry::system(
                 1_700_000_000 + i,
@@ -800,14 +828,39 @@ mod tests {
                 format!("user:u{i}"),
                 "{}".to_owned(),
             );
-            effects::append_audit(&conn, entry).expect("append");
+            let r = entry.link(i + 1, format!("aud_{i}"), prev, None);
+            conn.execute(
+                "INSERT INTO audit_log VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                rusqlite::params![
+                    r.seq,
+                    r.id,
+                    r.at,
+                    r.actor,
+                    r.action,
+                    r.subject,
+                    r.reason,
+                    r.before,
+                    r.after,
+                    r.prev_hash,
+                    r.hash
+                ],
+            )
+            .expect("append");
+            prev = r.hash;
         }
-        let before = rows(&conn, "SELECT * FROM audit_log ORDER BY seq");
+        const CHAIN: &str = "SELECT seq, id, at, actor, action, subject, reason, before, after,
+                                    prev_hash, hash FROM audit_log ORDER BY seq";
+        let before = rows(&conn, CHAIN);
         assert_eq!(before.len(), 3);
 
-        migrator().run(&pool).await.expect("migrate to 5");
+        // Every later migration too (7 adds `keyed`, 0 for these entries).
+        migrator().run(&pool).await.expect("migrate to 5 and on");
 
-        assert_eq!(rows(&conn, "SELECT * FROM audit_log ORDER BY seq"), before);
+        assert_eq!(rows(&conn, CHAIN), before);
+        assert_eq!(
+            rows(&conn, "SELECT keyed FROM audit_log"),
+            vec![vec![Value::Integer(0)]; 3]
+        );
         let indexes = rows(
             &conn,
             "SELECT name FROM sqlite_schema WHERE type = 'index'
@@ -846,6 +899,81 @@ mod tests {
         assert_eq!(next.seq, 4);
         assert_eq!(Value::Text(next.prev_hash), before[2][10]);
     }
+    /// Issue 11, finding 4 (c): an entry inserted anywhere but at the head is refused by the
+    /// database; one inserted at the head without the key (its hash a plain SHA-256) is found
+    /// by `audit verify` with the key.
+    #[tokio::test]
+    async fn a_forged_insert_is_refused_unless_it_extends_the_head_and_then_the_key_finds_it() {
+        use riskhook_core::audit::{ChainVerifier, GENESIS};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("riskhook.db");
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("open");
+        let key = AuditKey::new(b"the SQLite test's audit key, 32 b").expect("key");
+        store.set_audit_key(key.clone()).await.expect("set the key");
+        for i in 1..=3 {
+            store
+                .append_audit(NewAuditEntry::system(
+                    i,
+                    "test.entry",
+                    format!("test:{i}"),
+                    "{}".to_owned(),
+                ))
+                .await
+                .expect("append");
+        }
+        let chain = store.audit(0, 10).await.expect("audit");
+        let head = store.audit_head().await.expect("head").expect("a head");
+        assert!(chain.iter().all(|e| e.keyed));
+        let forged =
+            |seq: i64, prev: &str| {
+                NewAuditEntry::system(9, "case.resolved", "user:u-1".to_owned(), "{}".to_owned())
+                    .link(seq, format!("aud_forged_{seq}"), prev.to_owned(), None)
+            };
+        // A plain INSERT, as someone with the database file would do it.
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        let insert = |r: &AuditRecord| {
+            conn.execute(
+                "INSERT INTO audit_log (seq, id, at, actor, action, subject, reason, before,
+                                        after, prev_hash, hash, keyed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                rusqlite::params![
+                    r.seq,
+                    r.id,
+                    r.at,
+                    r.actor,
+                    r.action,
+                    r.subject,
+                    r.reason,
+                    r.before,
+                    r.after,
+                    r.prev_hash,
+                    r.hash,
+                    r.keyed
+                ],
+            )
+        };
+        for (seq, prev) in [
+            (2, chain[0].hash.as_str()), // in the middle
+            (5, head.hash.as_str()),     // past the head
+            (4, chain[1].hash.as_str()), // at the head's place, linked elsewhere
+            (1, GENESIS),                // a second chain
+        ] {
+            let message = insert(&forged(seq, prev)).expect_err("refused").to_string();
+            assert!(message.contains("extend the head"), "{seq}: {message}");
+        }
+        insert(&forged(4, &head.hash)).expect("an insert at the head is the database's to accept");
+        let entries = store.audit(0, 10).await.expect("audit");
+        let mut verifier = ChainVerifier::with_key(Some(key));
+        let broken = entries
+            .iter()
+            .try_for_each(|e| verifier.check(&e.fields(), &e.hash, e.keyed))
+            .expect_err("found with the key");
+        assert_eq!(broken.seq, 4, "{broken}");
+        store.close().await;
+    }
+
     /// Issue 11, finding 6: the database and its WAL and shared-memory files hold KYC data and
     /// are created readable by their owner only, whatever the umask; wider ones are narrowed.
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! Records of the audit log. The chain itself (hashing and checking) is
 //! [`riskhook_core::audit`]; a backend appends with [`NewAuditEntry::link`].
 
-use riskhook_core::audit::AuditFields;
+use riskhook_core::audit::{AuditFields, AuditKey};
 
 use crate::{EventRecord, NewAssessment, UserState};
 
@@ -28,8 +28,10 @@ pub struct AuditRecord {
     pub after: Option<String>,
     /// The previous entry's hash.
     pub prev_hash: String,
-    /// This entry's hash.
+    /// This entry's hash: SHA-256, or HMAC-SHA256 under the audit key when `keyed`.
     pub hash: String,
+    /// Whether `hash` is keyed (written by a store holding the audit key).
+    pub keyed: bool,
 }
 
 impl AuditRecord {
@@ -159,8 +161,16 @@ impl NewAuditEntry {
         }
     }
 
-    /// The record this entry becomes at position `seq` after an entry hashed `prev_hash`.
-    pub fn link(self, seq: i64, id: String, prev_hash: String) -> AuditRecord {
+    /// The record this entry becomes at position `seq` after an entry hashed `prev_hash`:
+    /// keyed under `key` when there is one. Every backend appends through here, so they all
+    /// hash the same way.
+    pub fn link(
+        self,
+        seq: i64,
+        id: String,
+        prev_hash: String,
+        key: Option<&AuditKey>,
+    ) -> AuditRecord {
         let mut record = AuditRecord {
             seq,
             id,
@@ -173,8 +183,9 @@ impl NewAuditEntry {
             after: self.after,
             prev_hash,
             hash: String::new(),
+            keyed: key.is_some(),
         };
-        record.hash = record.fields().hash();
+        record.hash = record.fields().hash_with(key);
         record
     }
 }

@@ -8,12 +8,13 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use riskhook_core::assessment::{Decision, UserStatus};
-use riskhook_core::audit::ChainVerifier;
+use riskhook_core::audit::{AuditKey, BrokenLink, ChainReport, ChainVerifier};
 use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome, Person};
 
 use crate::{
     Attempt, CaseFilter, Claim, CommandError, DecideAction, DeliveryFilter, DeliveryStatus,
-    EventRecord, IngestOutcome, NewApiKey, NewAssessment, ResolveCase, Role, Store, UserAction,
+    EventRecord, IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ResolveCase, Role, Store,
+    UserAction,
 };
 
 /// A session event for `user`, with its own delivery and content keys.
@@ -324,7 +325,7 @@ pub async fn audit_chain_is_intact(store: &dyn Store) {
     assert!(entries.len() >= 8, "{} entries", entries.len());
     let mut verifier = ChainVerifier::new();
     for e in &entries {
-        verifier.check(&e.fields(), &e.hash).unwrap();
+        verifier.check(&e.fields(), &e.hash, e.keyed).unwrap();
     }
     let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
     for needed in [
@@ -345,6 +346,72 @@ pub async fn audit_chain_is_intact(store: &dyn Store) {
         ("alice", Some("documents match"))
     );
     assert!(resolved.before.is_some() && resolved.after.is_some());
+}
+
+/// With an audit key set (issue 11, finding 4), every entry appended after it is keyed —
+/// through ingest, a command and a plain append alike — and those before it are not; the
+/// chain verifies under the key, cannot be checked without it, and fails under another key.
+/// The head is the newest entry, and the key cannot be changed once set.
+pub async fn keyed_appends_verify_only_with_their_key(store: &dyn Store) {
+    let key = AuditKey::new(b"the conformance suite's audit key").unwrap();
+    let other = AuditKey::new(b"another key, not the store's one!").unwrap();
+    assert!(store.audit_head().await.unwrap().is_none());
+    store
+        .append_audit(NewAuditEntry::system(
+            1,
+            "test.before_key",
+            "test".to_owned(),
+            "{}".to_owned(),
+        ))
+        .await
+        .unwrap();
+    store.set_audit_key(key.clone()).await.unwrap();
+    assert!(store.set_audit_key(other.clone()).await.is_err());
+    ingest(store, 1, "u-keyed", Decision::Review).await;
+    let key_record = NewApiKey {
+        id: "key_k".to_owned(),
+        name: "keyed".to_owned(),
+        principal: "keyed".to_owned(),
+        role: Role::Review,
+        hash: "cd".repeat(32),
+    };
+    store.create_key(key_record, "cli", 2).await.unwrap();
+    store
+        .append_audit(NewAuditEntry::system(
+            3,
+            "test.after_key",
+            "test".to_owned(),
+            "{}".to_owned(),
+        ))
+        .await
+        .unwrap();
+
+    let entries = store.audit(0, 10_000).await.unwrap();
+    let marks: Vec<(&str, bool)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.keyed))
+        .collect();
+    assert_eq!(marks[0], ("test.before_key", false), "{marks:?}");
+    assert!(marks[1..].iter().all(|(_, keyed)| *keyed), "{marks:?}");
+    assert!(marks.len() >= 5, "{marks:?}");
+    assert_eq!(store.audit_head().await.unwrap().as_ref(), entries.last());
+
+    let verify = |key: Option<AuditKey>| -> Result<ChainReport, BrokenLink> {
+        let mut verifier = ChainVerifier::with_key(key);
+        for e in &entries {
+            verifier.check(&e.fields(), &e.hash, e.keyed)?;
+        }
+        verifier.finish()
+    };
+    let keyed = i64::try_from(entries.len()).unwrap() - 1;
+    let report = verify(Some(key)).unwrap();
+    assert_eq!((report.keyed, report.unchecked), (keyed, 0));
+    let report = verify(None).unwrap();
+    assert_eq!(
+        report.unchecked, keyed,
+        "without the key nothing keyed is checked"
+    );
+    assert_eq!(verify(Some(other)).unwrap_err().seq, 2);
 }
 
 /// Stored keys are found by hash until revoked; creation and revocation are audited.
@@ -551,7 +618,7 @@ use futures_util::future::join_all;
 fn verify_chain(entries: &[crate::AuditRecord]) {
     let mut verifier = ChainVerifier::new();
     for e in entries {
-        verifier.check(&e.fields(), &e.hash).unwrap();
+        verifier.check(&e.fields(), &e.hash, e.keyed).unwrap();
     }
 }
 

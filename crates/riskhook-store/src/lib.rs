@@ -16,6 +16,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::audit::AuditKey;
 pub use riskhook_core::review::Person;
 use riskhook_core::review::{ActionKind, ActionStatus, Outcome};
 use riskhook_didit::payload::SessionStatus;
@@ -344,6 +345,13 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The newest entry with this action, if any.
     async fn last_audit(&self, action: &str) -> Result<Option<AuditRecord>, StoreError>;
+
+    /// The head of the chain (its newest entry), if any: what a checkpoint publishes.
+    async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError>;
+
+    /// Keys every entry appended from now on under `key` (HMAC-SHA256 instead of SHA-256).
+    /// Set once, right after opening, before anything is written; a second call is refused.
+    async fn set_audit_key(&self, key: AuditKey) -> Result<(), StoreError>;
 
     // --- API keys -----------------------------------------------------------------------
 

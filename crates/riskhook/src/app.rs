@@ -13,6 +13,7 @@ use riskhook_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::audit::Checkpointer;
 use crate::config::Config;
 use crate::notify::{self, Dispatcher, NatsProbe, NatsSink};
 use crate::policy::PolicyHandle;
@@ -28,6 +29,8 @@ pub struct App {
     dispatcher: Dispatcher,
     /// The NATS connection's state for `/readyz`, when NATS is configured.
     nats: Option<NatsProbe>,
+    /// Publishes checkpoints of the audit chain's head once [`App::run`] starts it.
+    checkpointer: Checkpointer,
 }
 
 impl App {
@@ -44,6 +47,10 @@ impl App {
         store: Arc<dyn Store>,
         clock: Clock,
     ) -> anyhow::Result<Self> {
+        // First, before anything is appended: every entry from here on is keyed (or the start
+        // is refused because it could not be).
+        crate::audit::start(store.as_ref(), &config.audit, clock()).await?;
+        let checkpointer = Checkpointer::new(store.clone(), &config.audit, clock.clone())?;
         let policy = PolicyHandle::load(config.policy_path.as_deref())?;
         // Connects in the background: a NATS server that is down (or comes up later) does not
         // stop the start; its deliveries wait in the outbox.
@@ -90,6 +97,7 @@ impl App {
             },
             dispatcher,
             nats: nats_probe,
+            checkpointer,
         })
     }
 
@@ -135,6 +143,8 @@ impl App {
         }
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
         let mut dispatcher = tokio::spawn(self.dispatcher.run(stopping_rx.clone(), grace));
+        let checkpointer = self.checkpointer.clone();
+        let checkpoints = tokio::spawn(self.checkpointer.run(stopping_rx.clone()));
         let signal = tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -157,6 +167,11 @@ impl App {
         // before the store closes under it.
         if tokio::time::timeout(grace, &mut dispatcher).await.is_err() {
             dispatcher.abort();
+        }
+        // Nothing writes any more: the last checkpoint is of the final head.
+        let _ = checkpoints.await;
+        if let Err(e) = checkpointer.publish().await {
+            tracing::error!(error = format!("{e:#}"), "final audit checkpoint failed");
         }
         store.close().await;
         tracing::info!("stopped");

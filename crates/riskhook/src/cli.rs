@@ -73,15 +73,49 @@ pub struct DatabaseArgs {
         default_value = "sqlite://riskhook.db"
     )]
     pub database_url: String,
+    /// A TOML configuration file, read for its `[audit]` section only: the audit key, which
+    /// commands that append to the audit log need once the chain is keyed (or set
+    /// RISKHOOK_AUDIT__KEY / RISKHOOK_AUDIT__KEY_FILE).
+    #[arg(long, short, env = "RISKHOOK_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// `riskhook audit …`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the whole hash chain and report the first broken link (exit status 1), if any.
+    ///
+    /// The audit key comes from the same configuration as `serve`: RISKHOOK_AUDIT__KEY, or
+    /// `audit.key` / `audit.key_file` in the `--config` file. Anchors (checkpoints the service
+    /// published) are checked too: the chain must reach each one's entry with the same hash.
     Verify {
         #[command(flatten)]
         db: DatabaseArgs,
+        /// An anchor: entry SEQ must exist and have HASH (repeatable).
+        #[arg(long = "anchor", value_name = "SEQ:HASH")]
+        anchor: Vec<String>,
+        /// A file of anchors: the anchor file, or `audit checkpoint` lines of the log
+        /// (repeatable).
+        #[arg(long = "anchors", value_name = "FILE")]
+        anchors: Vec<PathBuf>,
+        /// Without the audit key, accept keyed entries whose content cannot be checked (their
+        /// links and the anchors still are). Without this, they make the check fail.
+        #[arg(long)]
+        without_key: bool,
+    },
+    /// Key an existing chain written without a key, from its next entry on: checks it (as
+    /// `verify` does, against the anchors given), then appends the `audit.keyed` entry under
+    /// the configured key. Run once when a key is first configured for a database that already
+    /// has entries; `serve` refuses to start until then.
+    StartKeying {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// An anchor: entry SEQ must exist and have HASH (repeatable).
+        #[arg(long = "anchor", value_name = "SEQ:HASH")]
+        anchor: Vec<String>,
+        /// A file of anchors, as for `verify` (repeatable).
+        #[arg(long = "anchors", value_name = "FILE")]
+        anchors: Vec<PathBuf>,
     },
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Format, Toml};
+use riskhook_core::audit::AuditKey;
 use riskhook_didit::signature::{Key, Keyring, Secret};
 use riskhook_didit::webhook::Verifier;
 use serde::{Deserialize, Deserializer};
@@ -38,6 +39,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "review",
     "notify",
     "nats",
+    "audit",
 ];
 
 /// The validated configuration.
@@ -71,6 +73,19 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Notifications published to NATS JetStream, or `None` when `nats.url` is unset.
     pub nats: Option<NatsConfig>,
+    /// The audit chain's key and checkpoints.
+    pub audit: AuditConfig,
+}
+
+/// The audit chain's key and its checkpoints (anchors) outside the database.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Keys every new entry (HMAC-SHA256) when set (redacted in `Debug`).
+    pub key: Option<AuditKey>,
+    /// How often the head of the chain is published as a checkpoint (when it moved).
+    pub checkpoint_interval: Duration,
+    /// Checkpoints are also appended to this file, one JSON line each.
+    pub anchor_file: Option<PathBuf>,
 }
 
 /// Manual review settings.
@@ -343,6 +358,44 @@ struct RawConfig {
     review: ReviewConfig,
     notify: RawNotify,
     nats: RawNats,
+    audit: RawAudit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+    #[serde(deserialize_with = "duration")]
+    checkpoint_interval: Duration,
+    anchor_file: Option<PathBuf>,
+}
+
+impl RawAudit {
+    fn validate(self) -> anyhow::Result<AuditConfig> {
+        let key = match (self.key, self.key_file) {
+            (Some(_), Some(_)) => {
+                bail!("invalid configuration: audit.key and audit.key_file are both set; keep one")
+            }
+            // The error names the rule, never the key.
+            (Some(key), None) => {
+                Some(AuditKey::new(key.as_bytes()).context("invalid configuration: audit.key")?)
+            }
+            (None, Some(path)) => Some(
+                AuditKey::new(read_secret_file(&path, "audit.key_file")?.expose())
+                    .context("invalid configuration: audit.key_file")?,
+            ),
+            (None, None) => None,
+        };
+        if self.checkpoint_interval.is_zero() {
+            bail!("invalid configuration: audit.checkpoint_interval must be greater than zero");
+        }
+        Ok(AuditConfig {
+            key,
+            checkpoint_interval: self.checkpoint_interval,
+            anchor_file: self.anchor_file,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -457,27 +510,57 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
         let env: Vec<(String, String)> = env.into_iter().collect();
-        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
-        if let Some(file) = file {
-            if !file.is_file() {
-                bail!("configuration file {} does not exist", file.display());
-            }
-            figment = figment.merge(Toml::file(file));
-        }
-        let overrides: Vec<(String, String)> = env
-            .iter()
-            .filter_map(|(name, value)| Some((env_key(name)?, value.clone())))
-            .collect();
-        for (key, value) in &overrides {
-            // Values are TOML-ish like figment's Env provider: numbers and booleans typed,
-            // everything else a string.
-            figment = figment.merge((key.as_str(), env_value(value)));
-        }
-        let raw: RawConfig = figment
+        let raw: RawConfig = layers(file, &env)?
             .extract()
             .map_err(|e| anyhow::anyhow!(describe_figment_error(&e)))?;
         raw.validate(&|name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
     }
+}
+
+impl AuditConfig {
+    /// Only the `[audit]` section, from the same layers as [`Config::load`]: for `riskhook
+    /// audit verify`, which needs the key but not the rest (a Didit secret, say).
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// [`AuditConfig::load`] with an explicit environment.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let raw: RawAudit = layers(file, &env)?
+            .extract_inner("audit")
+            .map_err(|e| anyhow::anyhow!(describe_figment_error(&e)))?;
+        raw.validate()
+    }
+}
+
+/// Every layer merged: defaults, `file`, then the `RISKHOOK_*` variables of `env`.
+fn layers(file: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Figment> {
+    let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+    if let Some(file) = file {
+        if !file.is_file() {
+            bail!("configuration file {} does not exist", file.display());
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    let overrides: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|(name, value)| Some((env_key(name)?, value.clone())))
+        .collect();
+    for (key, value) in &overrides {
+        // Values are TOML-ish like figment's Env provider: numbers and booleans typed,
+        // everything else a string. A secret stays a string whatever it looks like.
+        let value = if key == "audit.key" {
+            figment::value::Value::from(value.clone())
+        } else {
+            env_value(value)
+        };
+        figment = figment.merge((key.as_str(), value));
+    }
+    Ok(figment)
 }
 
 /// `RISKHOOK_DIDIT__TOLERANCE` → `didit.tolerance`; the two documented shortcuts for the secret.
@@ -604,6 +687,7 @@ impl RawConfig {
             review: self.review,
             notify,
             nats,
+            audit: self.audit.validate()?,
         })
     }
 }
@@ -1330,10 +1414,69 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_key_comes_from_the_environment_or_a_file_and_errors_never_show_it() {
+        let secret = ("RISKHOOK_DIDIT_SECRET", "s");
+        let config = load(&[secret]).expect("loads");
+        assert!(config.audit.key.is_none());
+        assert_eq!(config.audit.checkpoint_interval, Duration::from_secs(60));
+        // A key that looks like a number stays the text it is.
+        let digits = "12345678901234567";
+        let from_env = load(&[secret, ("RISKHOOK_AUDIT__KEY", digits)]).expect("loads");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("audit.key");
+        std::fs::write(&file, format!("{digits}\n")).expect("write");
+        let file = file.display().to_string();
+        let from_file = load(&[secret, ("RISKHOOK_AUDIT__KEY_FILE", &file)]).expect("loads");
+        let fields = riskhook_core::audit::AuditFields {
+            seq: 1,
+            id: "aud_1",
+            at: 1,
+            actor: "system",
+            action: "a",
+            subject: "s",
+            reason: None,
+            before: None,
+            after: None,
+            prev_hash: riskhook_core::audit::GENESIS,
+        };
+        let hash = |c: &Config| fields.keyed_hash(c.audit.key.as_ref().expect("a key"));
+        assert_eq!(hash(&from_env), hash(&from_file));
+        let short = error(load(&[secret, ("RISKHOOK_AUDIT__KEY", "tiny-key-x")]));
+        assert!(
+            short.contains("audit.key") && short.contains("16 bytes"),
+            "{short}"
+        );
+        assert!(!short.contains("tiny-key-x"), "{short}");
+        let both = error(load(&[
+            secret,
+            ("RISKHOOK_AUDIT__KEY", digits),
+            ("RISKHOOK_AUDIT__KEY_FILE", &file),
+        ]));
+        assert!(both.contains("both set"), "{both}");
+        let zero = error(load(&[
+            secret,
+            ("RISKHOOK_AUDIT__CHECKPOINT_INTERVAL", "0s"),
+        ]));
+        assert!(zero.contains("audit.checkpoint_interval"), "{zero}");
+        let only_audit = AuditConfig::load_with_env(
+            None,
+            [("RISKHOOK_AUDIT__KEY".to_owned(), digits.to_owned())],
+        )
+        .expect("no Didit secret needed");
+        assert!(only_audit.key.is_some());
+    }
+
+    #[test]
     fn debug_output_hides_secrets_and_passwords() {
-        let config = load(&[("RISKHOOK_DIDIT_SECRET", "very-secret-value")]).expect("loads");
+        let config = load(&[
+            ("RISKHOOK_DIDIT_SECRET", "very-secret-value"),
+            ("RISKHOOK_AUDIT__KEY", "the-very-secret-audit-key"),
+        ])
+        .expect("loads");
+        assert!(config.audit.key.is_some());
         let text = format!("{config:?}");
         assert!(!text.contains("very-secret-value"), "{text}");
+        assert!(!text.contains("the-very-secret-audit-key"), "{text}");
         let url = DatabaseUrl::new("postgres://app:hunter2@db:5432/riskhook");
         assert_eq!(
             format!("{url:?}"),

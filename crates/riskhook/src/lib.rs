@@ -10,6 +10,7 @@
 //! - [`routes`]: one module per feature, each owning its handlers and DTOs, merged in one place.
 //! - [`pipeline`]: what happens to a verified event: signals, assessment, one transaction.
 //! - [`policy`]: the policy in force and its atomic reload.
+//! - [`audit`]: the audit key at start, and checkpoints of the chain's head (anchors).
 //! - [`auth`]: API keys and roles for `/v1`.
 //! - [`keys`]: making API keys stored in the database.
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
@@ -23,6 +24,7 @@
 //! - [`telemetry`]: tracing set-up.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -2,19 +2,33 @@
 //! `audit verify`, `deliveries list|retry`. Each opens the store (migrating it), acts as the
 //! actor `cli` in the audit log, and closes it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use riskhook_core::audit::ChainVerifier;
+use riskhook_core::audit::{ChainReport, ChainVerifier, Checkpoint};
 use riskhook_store::{DeliveryFilter, DeliveryStatus, Role, Store};
 
 use super::{AuditCommand, DatabaseArgs, DeliveriesCommand, KeysCommand, now};
-use crate::config::DatabaseUrl;
+use crate::config::{AuditConfig, DatabaseUrl};
 
 /// The audit log's actor for everything done from this command line.
 const ACTOR: &str = "cli";
 
+/// Opens the store to write to it: with the audit key, if configured, as `serve` does (and
+/// refused as `serve` would be, e.g. without the key on a keyed chain).
 async fn open(db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
+    let audit = AuditConfig::load(db.config.as_deref())?;
+    let store = open_to_read(db).await?;
+    if let Err(e) = crate::audit::start(store.as_ref(), &audit, now()).await {
+        store.close().await;
+        return Err(e);
+    }
+    Ok(store)
+}
+
+/// Opens the store without giving it the audit key: for reading.
+async fn open_to_read(db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
     crate::store::open(&DatabaseUrl::new(db.database_url.clone())).await
 }
 
@@ -63,7 +77,7 @@ pub(super) async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::List { db } => {
-            let store = open(&db).await?;
+            let store = open_to_read(&db).await?;
             let keys = store.keys().await;
             store.close().await;
             let keys = keys?;
@@ -98,34 +112,147 @@ pub(super) async fn keys(command: KeysCommand) -> anyhow::Result<()> {
 }
 
 pub(super) async fn audit(command: AuditCommand) -> anyhow::Result<()> {
-    let AuditCommand::Verify { db } = command;
-    let store = open(&db).await?;
-    let result = verify_chain(store.as_ref()).await;
-    store.close().await;
-    let (checked, head) = result?;
-    match head {
-        Some(head) => {
-            let entries = if checked == 1 { "entry" } else { "entries" };
-            println!("audit chain intact: {checked} {entries}, head {head}");
-        }
-        None => println!("audit log is empty"),
+    match command {
+        AuditCommand::Verify {
+            db,
+            anchor,
+            anchors,
+            without_key,
+        } => verify(&db, &anchor, &anchors, without_key).await,
+        AuditCommand::StartKeying {
+            db,
+            anchor,
+            anchors,
+        } => start_keying(&db, &anchor, &anchors).await,
     }
+}
+
+/// The anchors given as `--anchor SEQ:HASH` and in `--anchors FILE`s.
+fn read_anchors(typed: &[String], files: &[PathBuf]) -> anyhow::Result<Vec<Checkpoint>> {
+    let mut given = Vec::new();
+    for text in typed {
+        given.push(Checkpoint::parse(text).context("--anchor")?);
+    }
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the anchors file {}", path.display()))?;
+        let read = Checkpoint::parse_lines(&text)
+            .with_context(|| format!("in the anchors file {}", path.display()))?;
+        if read.is_empty() {
+            bail!("no anchors in {}", path.display());
+        }
+        given.extend(read);
+    }
+    Ok(given)
+}
+
+async fn verify(
+    db: &DatabaseArgs,
+    typed: &[String],
+    files: &[PathBuf],
+    without_key: bool,
+) -> anyhow::Result<()> {
+    let key = AuditConfig::load(db.config.as_deref())?.key;
+    let keyed = key.is_some();
+    let mut verifier = ChainVerifier::with_key(key);
+    for anchor in read_anchors(typed, files)? {
+        verifier.anchor(&anchor)?;
+    }
+    let store = open_to_read(db).await?;
+    let result = verify_chain(store.as_ref(), verifier).await;
+    store.close().await;
+    let report = result?;
+    if report.unchecked > 0 && !without_key {
+        bail!(
+            "{} keyed entries cannot be checked without the audit key: set RISKHOOK_AUDIT__KEY or audit.key_file (--config), or pass --without-key to check only their links and the anchors",
+            report.unchecked
+        );
+    }
+    println!("{}", describe(&report, keyed));
     Ok(())
 }
 
-/// Walks the chain a page at a time; an error names the first broken link.
-async fn verify_chain(store: &dyn Store) -> anyhow::Result<(i64, Option<String>)> {
-    const PAGE: u32 = 1000;
+async fn start_keying(
+    db: &DatabaseArgs,
+    typed: &[String],
+    files: &[PathBuf],
+) -> anyhow::Result<()> {
+    let Some(key) = AuditConfig::load(db.config.as_deref())?.key else {
+        bail!("no audit key configured: set RISKHOOK_AUDIT__KEY or audit.key_file (--config)");
+    };
+    // Checked as it is, without the key: it must not hold keyed entries yet.
     let mut verifier = ChainVerifier::new();
-    let mut head = None;
+    for anchor in read_anchors(typed, files)? {
+        verifier.anchor(&anchor)?;
+    }
+    let store = open_to_read(db).await?;
+    let result = async {
+        let report = verify_chain(store.as_ref(), verifier).await?;
+        if report.keyed > 0 {
+            bail!("the audit chain is keyed already");
+        }
+        store.set_audit_key(key).await?;
+        crate::audit::begin_keyed(store.as_ref(), report.entries + 1, now()).await
+    }
+    .await;
+    store.close().await;
+    let entry = result?;
+    println!(
+        "audit chain keyed from entry {}; entries before it stay unkeyed. Keep this anchor: --anchor {}:{}",
+        entry.seq, entry.seq, entry.hash
+    );
+    Ok(())
+}
+
+/// `audit chain intact: 12 entries (9 keyed, checked with the audit key), head 12:ab…; checked
+/// against 2 anchors (newest at entry 11)`.
+fn describe(report: &ChainReport, keyed: bool) -> String {
+    let Some(head) = &report.head else {
+        return "audit log is empty".to_owned();
+    };
+    let entries = if report.entries == 1 {
+        "entry"
+    } else {
+        "entries"
+    };
+    let mut out = format!("audit chain intact: {} {entries}", report.entries);
+    if report.keyed > 0 {
+        let how = if keyed {
+            "checked with the audit key"
+        } else {
+            "their content NOT checked: no audit key"
+        };
+        out.push_str(&format!(" ({} keyed, {how})", report.keyed));
+    }
+    out.push_str(&format!(", head {}:{head}", report.entries));
+    match report.newest_anchor {
+        Some(newest) => out.push_str(&format!(
+            "; checked against {} {} (newest at entry {newest})",
+            report.anchors,
+            if report.anchors == 1 {
+                "anchor"
+            } else {
+                "anchors"
+            },
+        )),
+        None => out.push_str("; no anchor given: removed last entries would not show"),
+    }
+    out
+}
+
+/// Walks the chain a page at a time; an error names the first broken link.
+async fn verify_chain(
+    store: &dyn Store,
+    mut verifier: ChainVerifier,
+) -> anyhow::Result<ChainReport> {
+    const PAGE: u32 = 1000;
     loop {
         let page = store.audit(verifier.checked(), PAGE).await?;
         for entry in &page {
-            verifier.check(&entry.fields(), &entry.hash)?;
-            head = Some(entry.hash.clone());
+            verifier.check(&entry.fields(), &entry.hash, entry.keyed)?;
         }
         if page.len() < PAGE as usize {
-            return Ok((verifier.checked(), head));
+            return Ok(verifier.finish()?);
         }
     }
 }
@@ -133,7 +260,7 @@ async fn verify_chain(store: &dyn Store) -> anyhow::Result<(i64, Option<String>)
 pub(super) async fn deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {
     match command {
         DeliveriesCommand::List { db, status, limit } => {
-            let store = open(&db).await?;
+            let store = open_to_read(&db).await?;
             let filter = DeliveryFilter {
                 status: status.as_deref().and_then(DeliveryStatus::parse),
                 limit,

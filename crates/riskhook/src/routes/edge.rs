@@ -80,11 +80,14 @@ fn is_plain_id(id: &[u8]) -> bool {
 /// (axum's extractor rejections) becomes the `detail`; a 5xx never says more than its status.
 pub(crate) async fn problem_bodies(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
+    // Only the framework's answers are rewritten: those without a body type (404, 405, the
+    // timeout's 503) and axum's plain-text rejections. A body a handler chose (problem+json,
+    // or `/readyz`'s JSON naming the failing dependency) is kept as it is.
+    let chosen_body = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_some_and(|v| !v.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || chosen_body {
         return response;
     }
     let (mut parts, body) = response.into_parts();

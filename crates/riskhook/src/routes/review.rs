@@ -458,8 +458,11 @@ struct AuditEntryOut {
     after: Option<String>,
     /// The previous entry's hash.
     prev_hash: String,
-    /// This entry's hash (over its fields and `prev_hash`).
+    /// This entry's hash (over its fields and `prev_hash`): SHA-256, or HMAC-SHA256 under the
+    /// audit key when `keyed` (then only a holder of the key can re-check it).
     hash: String,
+    /// Whether `hash` is keyed.
+    keyed: bool,
 }
 
 impl From<AuditRecord> for AuditEntryOut {
@@ -476,6 +479,7 @@ impl From<AuditRecord> for AuditEntryOut {
             after: a.after,
             prev_hash: a.prev_hash,
             hash: a.hash,
+            keyed: a.keyed,
         }
     }
 }

@@ -134,7 +134,7 @@ fn migrate_creates_the_database_once() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: [1, 2, 3, 4, 5]"
+        "applied migrations: [1, 2, 3, 4, 5, 7]"
     );
     let second = riskhook()
         .args(["migrate", "--database-url", &url])
@@ -274,8 +274,9 @@ async fn serve_reloads_its_policy_on_sighup_and_keeps_it_when_the_new_one_is_bro
 
 #[tokio::test]
 async fn serve_runs_as_a_process_and_stops_cleanly_on_sigterm() {
+    const AUDIT_KEY: &str = "an audit key that must never be logged";
     let dir = tempfile::tempdir().unwrap();
-    let mut served = Served::start(dir.path(), &[]);
+    let mut served = Served::start(dir.path(), &[("RISKHOOK_AUDIT__KEY", AUDIT_KEY)]);
     let address = served.address.clone();
     let client = reqwest::Client::new();
     let t = now();
@@ -305,6 +306,34 @@ async fn serve_runs_as_a_process_and_stops_cleanly_on_sigterm() {
         "every request line carries its id: {log}"
     );
     assert!(!log.contains(SECRET), "the secret must never be logged");
+    assert!(
+        !log.contains(AUDIT_KEY),
+        "the audit key must never be logged"
+    );
+    // The checkpoint at shutdown, in the log, is an anchor `audit verify` reads as it is.
+    let checkpoint = log
+        .lines()
+        .rfind(|l| l.contains("\"audit checkpoint\""))
+        .unwrap_or_else(|| panic!("no checkpoint logged: {log}"));
+    assert!(checkpoint.contains("\"mac\""), "{checkpoint}");
+    let log_file = dir.path().join("serve.log");
+    std::fs::write(&log_file, &log).unwrap();
+    let verified = riskhook()
+        .args(["audit", "verify", "--anchors"])
+        .arg(&log_file)
+        .env(
+            "RISKHOOK_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("p.db").display()),
+        )
+        .env("RISKHOOK_AUDIT__KEY", AUDIT_KEY)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success() && stdout.contains("checked with the audit key"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
 }
 
 #[test]

@@ -528,7 +528,9 @@ async fn check_store(store: &dyn Store, ledger: &Ledger) -> usize {
     let audit = store.audit(0, u32::MAX).await.unwrap();
     let mut verifier = ChainVerifier::new();
     for entry in &audit {
-        verifier.check(&entry.fields(), &entry.hash).unwrap();
+        verifier
+            .check(&entry.fields(), &entry.hash, entry.keyed)
+            .unwrap();
     }
     let recorded = audit
         .iter()

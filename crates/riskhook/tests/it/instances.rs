@@ -236,7 +236,7 @@ async fn end_state(store: &dyn Store) -> Value {
     let audit = store.audit(0, 100_000).await.unwrap();
     let mut verifier = ChainVerifier::new();
     for e in &audit {
-        verifier.check(&e.fields(), &e.hash).unwrap();
+        verifier.check(&e.fields(), &e.hash, e.keyed).unwrap();
     }
     let mut decisions: Vec<String> = audit
         .iter()

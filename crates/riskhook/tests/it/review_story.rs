@@ -247,13 +247,14 @@ async fn a_risky_user_is_reviewed_audited_and_the_customer_is_told_in_order() {
                 after: text("after"),
                 prev_hash: text("prev_hash").unwrap(),
                 hash: text("hash").unwrap(),
+                keyed: e["keyed"].as_bool().unwrap(),
             });
         }
         after = entries.last().unwrap().seq;
     }
     let mut verifier = ChainVerifier::new();
     for e in &entries {
-        verifier.check(&e.fields(), &e.hash).unwrap();
+        verifier.check(&e.fields(), &e.hash, e.keyed).unwrap();
     }
     let story: Vec<(&str, &str)> = entries
         .iter()

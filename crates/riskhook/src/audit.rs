@@ -1,0 +1,238 @@
+//! The service's side of the audit chain's protection (issue 11, finding 4): handing the audit
+//! key to the store at start, and publishing checkpoints of the chain's head outside the
+//! database. The chain itself is `riskhook_core::audit`; checking it is `riskhook audit verify`.
+//!
+//! Checkpoints go to the log (INFO, message `audit checkpoint`, fields `seq`, `hash`, `at` and,
+//! with a key, `mac`) and, when configured, as one JSON line each to an append-only anchor file.
+//! They are not sent through the outbox: its messages are `user.updated` notifications ordered
+//! per user, each delivered to every endpoint, which a consumer acts on; a checkpoint is about
+//! no user and would need a message type of its own on every endpoint. A log pipeline, or a
+//! copy of the anchor file, is the place for them.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use riskhook_core::audit::{AuditKey, Checkpoint};
+use riskhook_didit::axum::Clock;
+use riskhook_store::{NewAuditEntry, Store};
+use tokio::sync::watch;
+
+use crate::config::AuditConfig;
+
+/// The action of the entry that starts the keyed part of the chain.
+pub const KEYED: &str = "audit.keyed";
+
+/// Gives the store the audit key, if one is configured, before anything is written; refuses to
+/// start when that would break the chain or hide a rewrite of it.
+///
+/// - No key: refused when the chain is keyed (the next entries would be unkeyed after keyed
+///   ones, which `audit verify` reports as a break).
+/// - A key and a keyed chain: refused unless the chain's newest entry verifies under the key
+///   (another key, or a changed head).
+/// - A key and an empty chain: the chain is keyed from its first entry, an [`KEYED`] entry.
+/// - A key and a chain written without one: refused until `riskhook audit start-keying` has
+///   been run once. Starting a keyed part by itself would also bless a chain an attacker had
+///   rewritten without the key (all unkeyed, hashes recomputed) or cut back to its unkeyed
+///   part; that step is the operator's, after `riskhook audit verify`.
+pub async fn start(store: &dyn Store, config: &AuditConfig, now: i64) -> anyhow::Result<()> {
+    let head = store
+        .audit_head()
+        .await
+        .context("cannot read the head of the audit chain")?;
+    let Some(key) = &config.key else {
+        if let Some(head) = head.filter(|h| h.keyed) {
+            bail!(
+                "the audit chain is keyed (entry {} was written with the audit key) but no key is configured: set RISKHOOK_AUDIT__KEY or audit.key_file; unkeyed entries would break the chain",
+                head.seq
+            );
+        }
+        return Ok(());
+    };
+    match &head {
+        None => {
+            store
+                .set_audit_key(key.clone())
+                .await
+                .context("cannot give the audit key to the store")?;
+            begin_keyed(store, 1, now).await?;
+        }
+        Some(head) if !head.keyed => bail!(
+            "the audit chain's {} entries were written without the audit key: check the chain with `riskhook audit verify`, then run `riskhook audit start-keying` once (with the key configured) to key it from then on",
+            head.seq
+        ),
+        Some(head) => {
+            if head.fields().keyed_hash(key) != head.hash {
+                bail!(
+                    "the configured audit key does not verify the chain's newest entry ({}): it is another key, or that entry was changed; run `riskhook audit verify` with the chain's key",
+                    head.seq
+                );
+            }
+            store
+                .set_audit_key(key.clone())
+                .await
+                .context("cannot give the audit key to the store")?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends the [`KEYED`] entry to a store that has the audit key: the first keyed entry; those
+/// before `from` are unkeyed. Returns it.
+pub async fn begin_keyed(
+    store: &dyn Store,
+    from: i64,
+    now: i64,
+) -> anyhow::Result<riskhook_store::AuditRecord> {
+    let entry = NewAuditEntry::system(
+        now,
+        KEYED,
+        "audit".to_owned(),
+        serde_json::json!({ "keyed_from": from }).to_string(),
+    );
+    let entry = store
+        .append_audit(entry)
+        .await
+        .context("cannot append the audit.keyed entry")?;
+    tracing::info!(
+        seq = entry.seq,
+        "audit chain keyed from this entry on (earlier entries stay unkeyed)"
+    );
+    Ok(entry)
+}
+
+/// Publishes checkpoints of the chain's head: [`Checkpointer::run`] every interval while the
+/// service runs, [`Checkpointer::publish`] once more at a clean shutdown.
+#[derive(Clone)]
+pub struct Checkpointer {
+    store: Arc<dyn Store>,
+    key: Option<AuditKey>,
+    interval: Duration,
+    /// The anchor file, opened for appending at start (so a bad path stops the start).
+    file: Option<Arc<Mutex<File>>>,
+    clock: Clock,
+    /// The last head published: an unchanged head is not published again.
+    last: Arc<Mutex<Option<i64>>>,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer")
+            .field("keyed", &self.key.is_some())
+            .field("interval", &self.interval)
+            .field("anchor_file", &self.file.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkpointer {
+    /// Opens the anchor file, if any (created `0600`, appended to only).
+    pub fn new(store: Arc<dyn Store>, config: &AuditConfig, clock: Clock) -> anyhow::Result<Self> {
+        let file = config
+            .anchor_file
+            .as_deref()
+            .map(open_anchor_file)
+            .transpose()?
+            .map(|f| Arc::new(Mutex::new(f)));
+        Ok(Self {
+            store,
+            key: config.key.clone(),
+            interval: config.checkpoint_interval,
+            file,
+            clock,
+            last: Arc::default(),
+        })
+    }
+
+    /// Publishes every interval until `stopping` turns true.
+    pub async fn run(self, mut stopping: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stop = tokio::select! {
+                _ = ticks.tick() => false,
+                // The guard `wait_for` returns is not `Send`: dropped here, in the branch.
+                stopped = stopping.wait_for(|stopping| *stopping) => {
+                    drop(stopped);
+                    true
+                }
+            };
+            if stop {
+                return;
+            }
+            if let Err(e) = self.publish().await {
+                tracing::error!(error = format!("{e:#}"), "audit checkpoint failed");
+            }
+        }
+    }
+
+    /// Publishes the current head, unless it is the one published last (or the chain is
+    /// empty). Returns the checkpoint published.
+    pub async fn publish(&self) -> anyhow::Result<Option<Checkpoint>> {
+        let Some(head) = self
+            .store
+            .audit_head()
+            .await
+            .context("cannot read the head of the audit chain")?
+        else {
+            return Ok(None);
+        };
+        if *lock(&self.last) == Some(head.seq) {
+            return Ok(None);
+        }
+        let checkpoint =
+            Checkpoint::of_head(head.seq, head.hash, (self.clock)(), self.key.as_ref());
+        let at = checkpoint.at.unwrap_or_default();
+        match &checkpoint.mac {
+            Some(mac) => tracing::info!(
+                seq = checkpoint.seq,
+                hash = %checkpoint.hash,
+                at,
+                mac = %mac,
+                "audit checkpoint"
+            ),
+            None => tracing::info!(
+                seq = checkpoint.seq,
+                hash = %checkpoint.hash,
+                at,
+                "audit checkpoint"
+            ),
+        }
+        if let Some(file) = &self.file {
+            let file = file.clone();
+            let mut line = serde_json::to_string(&checkpoint).context("checkpoint as JSON")?;
+            line.push('\n');
+            // A line a minute at most, but the file may be on a slow or remote disk.
+            tokio::task::spawn_blocking(move || {
+                let mut file = lock(&file);
+                file.write_all(line.as_bytes())?;
+                file.sync_data()
+            })
+            .await
+            .context("the anchor file writer stopped")?
+            .context("cannot append to the anchor file")?;
+        }
+        *lock(&self.last) = Some(checkpoint.seq);
+        Ok(Some(checkpoint))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding it left nothing half-done: a value or an appended line.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn open_anchor_file(path: &Path) -> anyhow::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open audit.anchor_file {}", path.display()))
+}
