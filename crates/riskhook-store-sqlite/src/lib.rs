@@ -71,7 +71,23 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<writer::Job>,
     /// For `sqlite::memory:`: the private temporary file standing in for it, deleted when the
     /// last clone of the store is dropped.
-    _temporary: Option<Arc<tempfile::TempPath>>,
+    _temporary: Option<Arc<TemporaryDatabase>>,
+}
+
+/// The file behind `sqlite::memory:`. `TempPath` removes the database file alone; SQLite leaves
+/// its `-wal` and `-shm` beside it when a connection outlives a clean close, so those go too.
+#[derive(Debug)]
+struct TemporaryDatabase(tempfile::TempPath);
+
+impl Drop for TemporaryDatabase {
+    fn drop(&mut self) {
+        for suffix in ["-wal", "-shm"] {
+            let mut name = self.0.as_os_str().to_owned();
+            name.push(suffix);
+            // Absent when SQLite removed them itself; nothing else to do either way.
+            let _ = std::fs::remove_file(name);
+        }
+    }
 }
 
 /// Every migration, in order.
@@ -183,7 +199,7 @@ impl SqliteStore {
                 .into_temp_path();
             (
                 SqliteConnectOptions::new().filename(&path),
-                Some(Arc::new(path)),
+                Some(Arc::new(TemporaryDatabase(path))),
             )
         } else {
             (SqliteConnectOptions::from_str(url).map_err(other)?, None)
@@ -1000,5 +1016,27 @@ mod tests {
             assert_eq!(mode(name), Some(0o600), "{name} after reopening");
         }
         store.close().await;
+    }
+    /// `sqlite::memory:` leaves nothing behind: not the file standing in for it, nor the WAL
+    /// and shared-memory files SQLite keeps beside it.
+    #[tokio::test]
+    async fn an_in_memory_store_leaves_no_files_behind() {
+        let store = SqliteStore::open("sqlite::memory:").await.expect("open");
+        let path = store
+            ._temporary
+            .as_ref()
+            .expect("a temporary file")
+            .0
+            .to_path_buf();
+        let sibling = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        };
+        assert!(path.exists() && sibling("-wal").exists() && sibling("-shm").exists());
+        drop(store);
+        for file in [path.clone(), sibling("-wal"), sibling("-shm")] {
+            assert!(!file.exists(), "{} is left behind", file.display());
+        }
     }
 }
