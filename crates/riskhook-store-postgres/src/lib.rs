@@ -27,6 +27,7 @@ mod ingest;
 mod reads;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod workbench;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -42,7 +43,7 @@ use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
     Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
     IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ResolveCase, ReviewOutcome,
-    SessionRecord, Store, StoreError, UserAction, UserRecord,
+    SessionRecord, Store, StoreError, UiSessionRecord, UserAction, UserRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
@@ -104,6 +105,11 @@ fn migrator() -> Migrator {
             3,
             "keyed audit chain, appends only at the head",
             include_str!("../migrations/0003_audit_keyed_and_head_only.sql"),
+        ),
+        migration(
+            4,
+            "workbench sessions",
+            include_str!("../migrations/0004_workbench_sessions.sql"),
         ),
     ])
 }
@@ -265,6 +271,10 @@ impl Store for PostgresStore {
         reads::cases(&mut *self.conn().await?, filter).await
     }
 
+    async fn count_cases(&self, filter: &CaseFilter) -> Result<u64, StoreError> {
+        reads::count_cases(&mut *self.conn().await?, filter).await
+    }
+
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {
         reads::case(&mut *self.conn().await?, id).await
     }
@@ -393,8 +403,37 @@ impl Store for PostgresStore {
         tx.finish(result).await
     }
 
+    async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        reads::key(&mut *self.conn().await?, id).await
+    }
+
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         reads::key_by_hash(&mut *self.conn().await?, hash).await
+    }
+
+    async fn create_ui_session(
+        &self,
+        session: UiSessionRecord,
+        expired_before: i64,
+    ) -> Result<(), StoreError> {
+        workbench::create(&mut *self.conn().await?, &session, expired_before).await
+    }
+
+    async fn ui_session(&self, token_hash: &str) -> Result<Option<UiSessionRecord>, StoreError> {
+        workbench::get(&mut *self.conn().await?, token_hash).await
+    }
+
+    async fn update_ui_session(
+        &self,
+        token_hash: &str,
+        last_seen_at: i64,
+        flash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        workbench::update(&mut *self.conn().await?, token_hash, last_seen_at, flash).await
+    }
+
+    async fn delete_ui_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        workbench::delete(&mut *self.conn().await?, token_hash).await
     }
 
     async fn sync_endpoints(&self, ids: &[String], now_ms: i64) -> Result<(), StoreError> {

@@ -254,7 +254,7 @@ pub(crate) async fn assessment(
 
 /// `SELECT <case columns and its evidence ids> FROM cases c <condition>`, as a literal.
 macro_rules! select_cases {
-    ($condition:literal) => {
+    ($condition:expr) => {
         concat!(
             "SELECT c.*, ARRAY(SELECT id FROM assessments WHERE case_id = c.id ",
             "ORDER BY evaluated_at, id) AS evidence FROM cases c ",
@@ -280,29 +280,65 @@ fn case_record(row: &PgRow) -> Result<CaseRecord, StoreError> {
     })
 }
 
+/// The conditions of a [`CaseFilter`]: $1 to $6 and $8 ($7 is the page size).
+macro_rules! case_filter {
+    () => {
+        "WHERE ($1::text IS NULL OR c.status = $1) AND ($2::text IS NULL OR c.assignee = $2)
+           AND ($3::text IS NULL OR c.decision = $3) AND ($4::bigint IS NULL OR c.opened_at <= $4)
+           AND ($5::text IS NULL OR c.user_id = $5) AND ($6::text IS NULL OR c.id > $6)
+           AND (NOT $8::boolean OR c.status <> 'resolved')"
+    };
+}
+
+fn bind_case_filter<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    f: &'q CaseFilter,
+    after: Option<&'q str>,
+    page: i64,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(f.status.map(CaseStatus::as_str))
+        .bind(f.assignee.as_deref())
+        .bind(f.decision.map(|d| d.as_str()))
+        .bind(f.opened_before)
+        .bind(f.user_id.as_deref())
+        .bind(after)
+        .bind(page)
+        .bind(f.unresolved)
+}
+
 pub(crate) async fn cases(
     conn: &mut PgConnection,
     f: &CaseFilter,
 ) -> Result<Vec<CaseRecord>, StoreError> {
-    sqlx::query(select_cases!(
-        "WHERE ($1::text IS NULL OR c.status = $1) AND ($2::text IS NULL OR c.assignee = $2)
-           AND ($3::text IS NULL OR c.decision = $3) AND ($4::bigint IS NULL OR c.opened_at <= $4)
-           AND ($5::text IS NULL OR c.user_id = $5) AND ($6::text IS NULL OR c.id > $6)
-         ORDER BY c.id LIMIT $7"
-    ))
-    .bind(f.status.map(CaseStatus::as_str))
-    .bind(f.assignee.as_deref())
-    .bind(f.decision.map(|d| d.as_str()))
-    .bind(f.opened_before)
-    .bind(f.user_id.as_deref())
-    .bind(f.after.as_deref())
-    .bind(limit(f.limit))
-    .fetch_all(conn)
-    .await
-    .map_err(map_err)?
-    .iter()
-    .map(case_record)
-    .collect()
+    let query = sqlx::query(select_cases!(concat!(
+        case_filter!(),
+        " ORDER BY c.id LIMIT $7"
+    )));
+    bind_case_filter(query, f, f.after.as_deref(), limit(f.limit))
+        .fetch_all(conn)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(case_record)
+        .collect()
+}
+
+pub(crate) async fn count_cases(
+    conn: &mut PgConnection,
+    f: &CaseFilter,
+) -> Result<u64, StoreError> {
+    let query = sqlx::query(concat!(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM cases c ",
+        case_filter!(),
+        " LIMIT $7) AS matching"
+    ));
+    let row = bind_case_filter(query, f, None, i64::MAX)
+        .fetch_one(conn)
+        .await
+        .map_err(map_err)?;
+    let n: i64 = row.try_get("n").map_err(map_err)?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
 }
 
 pub(crate) async fn case(

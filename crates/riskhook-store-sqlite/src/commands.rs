@@ -12,7 +12,7 @@ use riskhook_core::review::{
 };
 use riskhook_store::{
     Attempt, AttemptUpdate, CommandError, DecideAction, NewApiKey, NewAuditEntry, ResolveCase,
-    StoreError, UserAction, requester_json, requester_person,
+    StoreError, UiSessionRecord, UserAction, requester_json, requester_person,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
@@ -740,4 +740,53 @@ pub(crate) fn retry_delivery(
             "delivery {id} is {other}; only a failed delivery can be retried"
         ))),
     }
+}
+
+// --- Workbench sessions --------------------------------------------------------------------
+
+pub(crate) fn create_ui_session(
+    conn: &Connection,
+    session: &UiSessionRecord,
+    expired_before: i64,
+) -> Result<(), CommandError> {
+    conn.prepare_cached("DELETE FROM ui_sessions WHERE last_seen_at < ?1")
+        .and_then(|mut s| s.execute(params![expired_before]))
+        .map_err(db)?;
+    conn.prepare_cached(
+        "INSERT INTO ui_sessions (token_hash, key_id, csrf_token, created_at, last_seen_at, flash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            session.token_hash,
+            session.key_id,
+            session.csrf_token,
+            session.created_at,
+            session.last_seen_at,
+            session.flash
+        ])
+    })
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) fn update_ui_session(
+    conn: &Connection,
+    token_hash: &str,
+    last_seen_at: i64,
+    flash: Option<&str>,
+) -> Result<(), CommandError> {
+    conn.prepare_cached(
+        "UPDATE ui_sessions SET last_seen_at = ?2, flash = ?3 WHERE token_hash = ?1",
+    )
+    .and_then(|mut s| s.execute(params![token_hash, last_seen_at, flash]))
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) fn delete_ui_session(conn: &Connection, token_hash: &str) -> Result<(), CommandError> {
+    conn.prepare_cached("DELETE FROM ui_sessions WHERE token_hash = ?1")
+        .and_then(|mut s| s.execute(params![token_hash]))
+        .map_err(db)?;
+    Ok(())
 }

@@ -32,7 +32,7 @@ use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
     Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
     IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ResolveCase, ReviewOutcome,
-    SessionRecord, Store, StoreError, UserAction, UserRecord,
+    SessionRecord, Store, StoreError, UiSessionRecord, UserAction, UserRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -136,6 +136,11 @@ fn migrations() -> Vec<Migration> {
             7,
             "keyed audit chain, appends only at the head",
             include_str!("../migrations/0007_audit_keyed_and_head_only.sql"),
+        ),
+        migration(
+            8,
+            "workbench sessions",
+            include_str!("../migrations/0008_workbench_sessions.sql"),
         ),
     ]
 }
@@ -502,6 +507,10 @@ impl Store for SqliteStore {
         reads::cases(&self.reader, filter).await
     }
 
+    async fn count_cases(&self, filter: &CaseFilter) -> Result<u64, StoreError> {
+        reads::count_cases(&self.reader, filter).await
+    }
+
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {
         reads::case(&self.reader, id).await
     }
@@ -620,8 +629,47 @@ impl Store for SqliteStore {
             .ok_or_else(|| CommandError::not_found("key", id))
     }
 
+    async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        reads::key(&self.reader, id).await
+    }
+
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         reads::key_by_hash(&self.reader, hash).await
+    }
+
+    async fn create_ui_session(
+        &self,
+        session: UiSessionRecord,
+        expired_before: i64,
+    ) -> Result<(), StoreError> {
+        self.command(move |c| commands::create_ui_session(c, &session, expired_before))
+            .await
+            .map_err(into_store_error)
+    }
+
+    async fn ui_session(&self, token_hash: &str) -> Result<Option<UiSessionRecord>, StoreError> {
+        reads::ui_session(&self.reader, token_hash).await
+    }
+
+    async fn update_ui_session(
+        &self,
+        token_hash: &str,
+        last_seen_at: i64,
+        flash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (token_hash, flash) = (token_hash.to_owned(), flash.map(str::to_owned));
+        self.command(move |c| {
+            commands::update_ui_session(c, &token_hash, last_seen_at, flash.as_deref())
+        })
+        .await
+        .map_err(into_store_error)
+    }
+
+    async fn delete_ui_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.command(move |c| commands::delete_ui_session(c, &token_hash))
+            .await
+            .map_err(into_store_error)
     }
 
     async fn sync_endpoints(&self, ids: &[String], now_ms: i64) -> Result<(), StoreError> {

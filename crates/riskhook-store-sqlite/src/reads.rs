@@ -5,7 +5,7 @@
 use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AuditRecord, CaseFilter, CaseRecord, DeliveryFilter,
-    DeliveryRecord, DeliveryStatus, EndpointRecord, Role, StoreError,
+    DeliveryRecord, DeliveryStatus, EndpointRecord, Role, StoreError, UiSessionRecord,
 };
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite};
@@ -52,7 +52,7 @@ fn parsed_opt<T>(
 
 /// `SELECT <case columns and its evidence ids> FROM cases c <condition>`, as a literal.
 macro_rules! select_cases {
-    ($condition:literal) => {
+    ($condition:expr) => {
         concat!(
             "SELECT c.*, (SELECT group_concat(id, ' ') FROM (SELECT id FROM assessments ",
             "WHERE case_id = c.id ORDER BY evaluated_at, id)) AS evidence FROM cases c ",
@@ -83,29 +83,62 @@ fn case_record(row: &SqliteRow) -> Result<CaseRecord, StoreError> {
     })
 }
 
+/// The conditions of a [`CaseFilter`]: ?1 to ?6 and ?8 (?7 is the page size).
+macro_rules! case_filter {
+    () => {
+        "WHERE (?1 IS NULL OR c.status = ?1) AND (?2 IS NULL OR c.assignee = ?2)
+           AND (?3 IS NULL OR c.decision = ?3) AND (?4 IS NULL OR c.opened_at <= ?4)
+           AND (?5 IS NULL OR c.user_id = ?5) AND (?6 IS NULL OR c.id > ?6)
+           AND (?8 = 0 OR c.status <> 'resolved')"
+    };
+}
+
+fn bind_case_filter<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    f: &'q CaseFilter,
+    after: Option<&'q str>,
+    limit: u32,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    query
+        .bind(f.status.map(CaseStatus::as_str))
+        .bind(f.assignee.as_deref())
+        .bind(f.decision.map(|d| d.as_str()))
+        .bind(f.opened_before)
+        .bind(f.user_id.as_deref())
+        .bind(after)
+        .bind(limit)
+        .bind(f.unresolved)
+}
+
 pub(crate) async fn cases(
     pool: &SqlitePool,
     f: &CaseFilter,
 ) -> Result<Vec<CaseRecord>, StoreError> {
-    sqlx::query(select_cases!(
-        "WHERE (?1 IS NULL OR c.status = ?1) AND (?2 IS NULL OR c.assignee = ?2)
-           AND (?3 IS NULL OR c.decision = ?3) AND (?4 IS NULL OR c.opened_at <= ?4)
-           AND (?5 IS NULL OR c.user_id = ?5) AND (?6 IS NULL OR c.id > ?6)
-         ORDER BY c.id LIMIT ?7"
-    ))
-    .bind(f.status.map(CaseStatus::as_str))
-    .bind(f.assignee.as_deref())
-    .bind(f.decision.map(|d| d.as_str()))
-    .bind(f.opened_before)
-    .bind(f.user_id.as_deref())
-    .bind(f.after.as_deref())
-    .bind(f.limit)
-    .fetch_all(pool)
-    .await
-    .map_err(map_err)?
-    .iter()
-    .map(case_record)
-    .collect()
+    let query = sqlx::query(select_cases!(concat!(
+        case_filter!(),
+        " ORDER BY c.id LIMIT ?7"
+    )));
+    bind_case_filter(query, f, f.after.as_deref(), f.limit)
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(case_record)
+        .collect()
+}
+
+pub(crate) async fn count_cases(pool: &SqlitePool, f: &CaseFilter) -> Result<u64, StoreError> {
+    let query = sqlx::query(concat!(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM cases c ",
+        case_filter!(),
+        " LIMIT ?7)"
+    ));
+    let row = bind_case_filter(query, f, None, u32::MAX)
+        .fetch_one(pool)
+        .await
+        .map_err(map_err)?;
+    let n: i64 = get(&row, "n")?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
 }
 
 pub(crate) async fn case(pool: &SqlitePool, id: &str) -> Result<Option<CaseRecord>, StoreError> {
@@ -368,4 +401,30 @@ pub(crate) async fn outbox_backlog(pool: &SqlitePool) -> Result<u64, StoreError>
         .await
         .map_err(map_err)?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+// --- Workbench sessions --------------------------------------------------------------------
+
+fn ui_session_record(row: &SqliteRow) -> Result<UiSessionRecord, StoreError> {
+    Ok(UiSessionRecord {
+        token_hash: get(row, "token_hash")?,
+        key_id: get(row, "key_id")?,
+        csrf_token: get(row, "csrf_token")?,
+        created_at: get(row, "created_at")?,
+        last_seen_at: get(row, "last_seen_at")?,
+        flash: get(row, "flash")?,
+    })
+}
+
+pub(crate) async fn ui_session(
+    pool: &SqlitePool,
+    token_hash: &str,
+) -> Result<Option<UiSessionRecord>, StoreError> {
+    one(
+        pool,
+        "SELECT * FROM ui_sessions WHERE token_hash = ?",
+        token_hash,
+        ui_session_record,
+    )
+    .await
 }

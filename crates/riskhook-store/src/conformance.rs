@@ -14,7 +14,7 @@ use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome, Perso
 use crate::{
     Attempt, CaseFilter, Claim, CommandError, DecideAction, DeliveryFilter, DeliveryStatus,
     EventRecord, IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ResolveCase, Role, Store,
-    UserAction,
+    UiSessionRecord, UserAction,
 };
 
 /// A session event for `user`, with its own delivery and content keys.
@@ -121,6 +121,125 @@ pub async fn evidence_gathers_into_one_case(store: &dyn Store) {
     assert_eq!(case2.id, case.id, "at most one open case per user");
     assert_eq!(case2.decision, Decision::Freeze);
     assert_eq!(status(store, "u-2").await, UserStatus::Frozen);
+}
+
+/// The queue's filters and count: unresolved cases only, by decision and assignee, counted
+/// without the page's limit.
+pub async fn the_queue_counts_and_filters_unresolved_cases(store: &dyn Store) {
+    ingest(store, 1, "u-q1", Decision::Review).await;
+    ingest(store, 2, "u-q2", Decision::Freeze).await;
+    ingest(store, 3, "u-q3", Decision::Review).await;
+    ingest(store, 4, "u-q4", Decision::Approve).await;
+    let q3 = open_case(store, "u-q3").await.unwrap();
+    store.claim_case(&q3.id, "alice", 20).await.unwrap();
+    let q1 = open_case(store, "u-q1").await.unwrap();
+    store.claim_case(&q1.id, "bob", 21).await.unwrap();
+    store
+        .resolve_case(ResolveCase {
+            case_id: q1.id.clone(),
+            actor: "bob".to_owned(),
+            person: Person::on_their_own("bob".to_owned()),
+            outcome: Outcome::Approve,
+            reason: "fine".to_owned(),
+            now: 22,
+            four_eyes: false,
+        })
+        .await
+        .unwrap();
+
+    let queue = CaseFilter {
+        unresolved: true,
+        limit: 1,
+        ..CaseFilter::default()
+    };
+    let page = store.cases(&queue).await.unwrap();
+    assert_eq!(page.len(), 1, "the limit pages");
+    assert_eq!(page[0].user_id, "u-q2", "oldest unresolved first: {page:?}");
+    assert_eq!(store.count_cases(&queue).await.unwrap(), 2, "q2 and q3");
+    let all = CaseFilter {
+        limit: 1,
+        ..CaseFilter::default()
+    };
+    assert_eq!(
+        store.count_cases(&all).await.unwrap(),
+        3,
+        "with the resolved one"
+    );
+    let mine = CaseFilter {
+        unresolved: true,
+        assignee: Some("alice".to_owned()),
+        limit: 10,
+        ..CaseFilter::default()
+    };
+    assert_eq!(store.count_cases(&mine).await.unwrap(), 1);
+    assert_eq!(store.cases(&mine).await.unwrap()[0].user_id, "u-q3");
+    let frozen = CaseFilter {
+        unresolved: true,
+        decision: Some(Decision::Freeze),
+        limit: 10,
+        ..CaseFilter::default()
+    };
+    assert_eq!(store.count_cases(&frozen).await.unwrap(), 1);
+    let after = CaseFilter {
+        after: Some(page[0].id.clone()),
+        ..queue.clone()
+    };
+    assert_eq!(
+        store.count_cases(&after).await.unwrap(),
+        2,
+        "a count ignores the cursor"
+    );
+}
+
+/// Workbench sessions: stored by token hash, updated, ended, and swept once idle.
+pub async fn workbench_sessions_live_until_ended_or_idle(store: &dyn Store) {
+    let session = |hash: &str, at: i64| UiSessionRecord {
+        token_hash: hash.to_owned(),
+        key_id: "reviewer".to_owned(),
+        csrf_token: format!("csrf-{hash}"),
+        created_at: at,
+        last_seen_at: at,
+        flash: None,
+    };
+    store
+        .create_ui_session(session("old", 100), 0)
+        .await
+        .unwrap();
+    store
+        .create_ui_session(session("new", 1_000), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.ui_session("new").await.unwrap(),
+        Some(session("new", 1_000))
+    );
+    assert_eq!(store.ui_session("missing").await.unwrap(), None);
+
+    store
+        .update_ui_session("new", 1_100, Some("Case claimed."))
+        .await
+        .unwrap();
+    let seen = store.ui_session("new").await.unwrap().unwrap();
+    assert_eq!(
+        (seen.last_seen_at, seen.flash.as_deref()),
+        (1_100, Some("Case claimed."))
+    );
+    store.update_ui_session("new", 1_200, None).await.unwrap();
+    assert_eq!(store.ui_session("new").await.unwrap().unwrap().flash, None);
+    store.update_ui_session("missing", 1, None).await.unwrap();
+
+    // A new sign-in sweeps sessions idle since before the cut-off, and only those.
+    store
+        .create_ui_session(session("third", 2_000), 500)
+        .await
+        .unwrap();
+    assert_eq!(store.ui_session("old").await.unwrap(), None, "swept");
+    assert!(store.ui_session("new").await.unwrap().is_some());
+
+    store.delete_ui_session("new").await.unwrap();
+    assert_eq!(store.ui_session("new").await.unwrap(), None);
+    store.delete_ui_session("new").await.unwrap();
+    assert!(store.ui_session("third").await.unwrap().is_some());
 }
 
 /// Claiming and resolving: the assignee rule, the verdict, and new evidence after it.
@@ -442,6 +561,12 @@ pub async fn keys_are_stored_hashed_and_revocable(store: &dyn Store) {
     let revoked = store.revoke_key("key_1", "cli", 3).await.unwrap();
     assert_eq!(revoked.revoked_at, Some(3));
     assert!(store.key_by_hash(&"ab".repeat(32)).await.unwrap().is_none());
+    assert_eq!(
+        store.key("key_1").await.unwrap().unwrap().revoked_at,
+        Some(3),
+        "found by id, revoked or not"
+    );
+    assert!(store.key("key_2").await.unwrap().is_none());
     assert_eq!(store.keys().await.unwrap().len(), 1);
     let actions: Vec<String> = store
         .audit(0, 100)

@@ -11,6 +11,7 @@ pub mod conformance;
 mod keys;
 mod outbox;
 mod review;
+mod workbench;
 
 use std::fmt;
 
@@ -28,9 +29,10 @@ pub use outbox::{
     UserState, user_updated,
 };
 pub use review::{
-    ActionRecord, CaseFilter, CaseRecord, CommandError, ReviewOutcome, requester_json,
-    requester_person,
+    ActionRecord, CaseFile, CaseFilter, CaseRecord, CommandError, ReviewOutcome, case_file,
+    requester_json, requester_person,
 };
+pub use workbench::UiSessionRecord;
 
 /// A Didit delivery that passed verification: what [`Store::ingest`] stores and what the read
 /// methods return.
@@ -307,6 +309,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Cases matching `filter`, oldest first.
     async fn cases(&self, filter: &CaseFilter) -> Result<Vec<CaseRecord>, StoreError>;
 
+    /// How many cases match `filter` (its `after` and `limit` aside).
+    async fn count_cases(&self, filter: &CaseFilter) -> Result<u64, StoreError>;
+
     /// One case.
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError>;
 
@@ -374,8 +379,36 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: i64,
     ) -> Result<ApiKeyRecord, CommandError>;
 
+    /// One stored key by id, revoked or not.
+    async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
     /// The unrevoked key whose secret hashes (SHA-256, hex) to `hash`.
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    // --- Workbench sessions -------------------------------------------------------------
+
+    /// Stores a new workbench session, and forgets every session last seen before
+    /// `expired_before` (sessions end by idling out; this keeps the table small).
+    async fn create_ui_session(
+        &self,
+        session: UiSessionRecord,
+        expired_before: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The session whose token hashes to `token_hash`, expired or not (the caller decides).
+    async fn ui_session(&self, token_hash: &str) -> Result<Option<UiSessionRecord>, StoreError>;
+
+    /// Records that the session was seen at `last_seen_at` and sets its message for the next
+    /// page (`None` clears it). No-op for an unknown session.
+    async fn update_ui_session(
+        &self,
+        token_hash: &str,
+        last_seen_at: i64,
+        flash: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Ends a session (signing out); no-op for an unknown session.
+    async fn delete_ui_session(&self, token_hash: &str) -> Result<(), StoreError>;
 
     // --- Outbox -------------------------------------------------------------------------
 

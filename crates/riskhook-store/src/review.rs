@@ -39,6 +39,8 @@ pub struct CaseRecord {
 pub struct CaseFilter {
     /// Only cases in this state.
     pub status: Option<CaseStatus>,
+    /// Only cases not resolved yet (open, claimed or waiting for approval): the queue.
+    pub unresolved: bool,
     /// Only cases claimed by this key.
     pub assignee: Option<String>,
     /// Only cases whose evidence decided this.
@@ -143,4 +145,39 @@ pub fn requester_person(stored: Option<&str>, requested_by: &str) -> Result<Pers
             )))
         }),
     }
+}
+
+/// A case with what a reviewer judges it by: its user and every assessment of its evidence,
+/// oldest first.
+#[derive(Debug, Clone)]
+pub struct CaseFile {
+    /// The case.
+    pub case: CaseRecord,
+    /// Its user.
+    pub user: UserRecord,
+    /// Its evidence.
+    pub evidence: Vec<crate::AssessmentRecord>,
+}
+
+/// Reads a case's file, or `None` when there is no such case. A case exists only for a known
+/// user with stored assessments, so anything missing is reported as corruption.
+pub async fn case_file(store: &dyn crate::Store, id: &str) -> Result<Option<CaseFile>, StoreError> {
+    let Some(case) = store.case(id).await? else {
+        return Ok(None);
+    };
+    let user = store
+        .user(&case.user_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("case {id}: user missing")))?;
+    let mut evidence = Vec::with_capacity(case.assessment_ids.len());
+    for assessment_id in &case.assessment_ids {
+        evidence.push(store.assessment(assessment_id).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("case {id}: assessment {assessment_id} missing"))
+        })?);
+    }
+    Ok(Some(CaseFile {
+        case,
+        user,
+        evidence,
+    }))
 }

@@ -1,6 +1,7 @@
 //! The service's side of the audit chain's protection (issue 11, finding 4): handing the audit
 //! key to the store at start, and publishing checkpoints of the chain's head outside the
-//! database. The chain itself is `riskhook_core::audit`; checking it is `riskhook audit verify`.
+//! database. The chain itself is `riskhook_core::audit`; checking it is [`verify_chain`]
+//! (`riskhook audit verify`, the workbench's audit page).
 //!
 //! Checkpoints go to the log (INFO, message `audit checkpoint`, fields `seq`, `hash`, `at` and,
 //! with a key, `mac`) and, when configured, as one JSON line each to an append-only anchor file.
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use riskhook_core::audit::{AuditKey, Checkpoint};
+use riskhook_core::audit::{AuditKey, ChainReport, ChainVerifier, Checkpoint};
 use riskhook_didit::axum::Clock;
 use riskhook_store::{NewAuditEntry, Store};
 use tokio::sync::watch;
@@ -235,4 +236,57 @@ fn open_anchor_file(path: &Path) -> anyhow::Result<File> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot open audit.anchor_file {}", path.display()))
+}
+
+/// `audit chain intact: 12 entries (9 keyed, checked with the audit key), head 12:ab…; checked
+/// against 2 anchors (newest at entry 11)`.
+pub fn describe(report: &ChainReport, keyed: bool) -> String {
+    let Some(head) = &report.head else {
+        return "audit log is empty".to_owned();
+    };
+    let entries = if report.entries == 1 {
+        "entry"
+    } else {
+        "entries"
+    };
+    let mut out = format!("audit chain intact: {} {entries}", report.entries);
+    if report.keyed > 0 {
+        let how = if keyed {
+            "checked with the audit key"
+        } else {
+            "their content NOT checked: no audit key"
+        };
+        out.push_str(&format!(" ({} keyed, {how})", report.keyed));
+    }
+    out.push_str(&format!(", head {}:{head}", report.entries));
+    match report.newest_anchor {
+        Some(newest) => out.push_str(&format!(
+            "; checked against {} {} (newest at entry {newest})",
+            report.anchors,
+            if report.anchors == 1 {
+                "anchor"
+            } else {
+                "anchors"
+            },
+        )),
+        None => out.push_str("; no anchor given: removed last entries would not show"),
+    }
+    out
+}
+
+/// Walks the chain a page at a time; an error names the first broken link.
+pub async fn verify_chain(
+    store: &dyn Store,
+    mut verifier: ChainVerifier,
+) -> anyhow::Result<ChainReport> {
+    const PAGE: u32 = 1000;
+    loop {
+        let page = store.audit(verifier.checked(), PAGE).await?;
+        for entry in &page {
+            verifier.check(&entry.fields(), &entry.hash, entry.keyed)?;
+        }
+        if page.len() < PAGE as usize {
+            return Ok(verifier.finish()?);
+        }
+    }
 }

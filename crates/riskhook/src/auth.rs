@@ -78,6 +78,49 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// The caller a presented secret stands for: a configured key (compared in constant time)
+    /// or an unrevoked stored one (found by its hash, never compared as a secret).
+    pub async fn authenticate(state: &AppState, presented: &str) -> Result<Option<Self>, ApiError> {
+        if let Some(key) = state.config.api_keys.authenticate(presented) {
+            return Ok(Some(Self::configured(key)));
+        }
+        let stored = state
+            .store
+            .key_by_hash(&crate::keys::secret_hash(presented))
+            .await?;
+        Ok(stored.map(Self::stored))
+    }
+
+    /// The caller of a key known by id (a workbench session's key), if it still exists and is
+    /// not revoked: its role and person are read afresh each time.
+    pub async fn by_key_id(state: &AppState, key_id: &str) -> Result<Option<Self>, ApiError> {
+        if let Some(key) = state.config.api_keys.by_id(key_id) {
+            return Ok(Some(Self::configured(key)));
+        }
+        let stored = state.store.key(key_id).await?;
+        Ok(stored.filter(|k| k.revoked_at.is_none()).map(Self::stored))
+    }
+
+    fn configured(key: &crate::config::ApiKey) -> Self {
+        Caller {
+            key_id: key.id.clone(),
+            role: key.role,
+            principal: key.principal.clone(),
+            made: None,
+        }
+    }
+
+    fn stored(key: ApiKeyRecord) -> Self {
+        Caller {
+            key_id: key.id,
+            role: key.role,
+            principal: key.principal,
+            made: Some((key.created_by, key.created_at)),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -92,26 +135,8 @@ impl FromRequestParts<AppState> for Caller {
             })
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
-        if let Some(key) = state.config.api_keys.authenticate(presented) {
-            return Ok(Caller {
-                key_id: key.id.clone(),
-                role: key.role,
-                principal: key.principal.clone(),
-                made: None,
-            });
-        }
-        // Keys made by `riskhook keys create` live in the database, found by their hash: the
-        // lookup compares digests, never the secret itself.
-        let stored = state
-            .store
-            .key_by_hash(&crate::keys::secret_hash(presented))
+        Caller::authenticate(state, presented)
             .await?
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(Caller {
-            key_id: stored.id,
-            role: stored.role,
-            principal: stored.principal,
-            made: Some((stored.created_by, stored.created_at)),
-        })
+            .ok_or(ApiError::Unauthorized)
     }
 }

@@ -40,6 +40,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "notify",
     "nats",
     "audit",
+    "ui",
 ];
 
 /// The validated configuration.
@@ -75,6 +76,33 @@ pub struct Config {
     pub nats: Option<NatsConfig>,
     /// The audit chain's key and checkpoints.
     pub audit: AuditConfig,
+    /// The review workbench (`/ui`).
+    pub ui: UiConfig,
+}
+
+/// The review workbench's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// Serve `/ui` at all.
+    pub enabled: bool,
+    /// A session ends after this long without a request.
+    #[serde(deserialize_with = "duration")]
+    pub session_idle: Duration,
+    /// When the session cookie is marked `Secure`.
+    pub secure_cookie: SecureCookie,
+}
+
+/// When the workbench's session cookie carries `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookie {
+    /// When the request came over HTTPS through a proxy (`X-Forwarded-Proto: https`).
+    Auto,
+    /// Always (riskhook is only reached over HTTPS).
+    Always,
+    /// Never (plain HTTP only).
+    Never,
 }
 
 /// The audit chain's key and its checkpoints (anchors) outside the database.
@@ -359,6 +387,7 @@ struct RawConfig {
     notify: RawNotify,
     nats: RawNats,
     audit: RawAudit,
+    ui: UiConfig,
 }
 
 #[derive(Deserialize)]
@@ -688,8 +717,18 @@ impl RawConfig {
             notify,
             nats,
             audit: self.audit.validate()?,
+            ui: validate_ui(self.ui)?,
         })
     }
+}
+
+fn validate_ui(ui: UiConfig) -> anyhow::Result<UiConfig> {
+    if ui.session_idle < Duration::from_secs(60)
+        || ui.session_idle > Duration::from_secs(86_400 * 7)
+    {
+        bail!("invalid configuration: ui.session_idle must be between 1m and 7days");
+    }
+    Ok(ui)
 }
 
 fn scheme_of(url: &str) -> &str {

@@ -23,18 +23,8 @@ impl std::fmt::Debug for GeneratedKey {
 /// Makes a key for `principal` with a random id and secret (from the operating system's
 /// generator).
 pub fn generate(name: &str, principal: &str, role: Role) -> GeneratedKey {
-    let random = |n: usize| {
-        let mut out = Vec::with_capacity(n * 16);
-        for _ in 0..n {
-            out.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-        }
-        out
-    };
-    // A v4 UUID carries 122 random bits; three of them comfortably exceed 256.
-    let secret_bytes: Vec<u8> = random(3);
-    let digest = sha2::Sha256::digest(&secret_bytes);
-    let secret = format!("rhk_{}", hex::encode(digest));
-    let id = format!("key_{}", &hex::encode(random(1))[..16]);
+    let secret = format!("rhk_{}", random_hex());
+    let id = format!("key_{}", &random_hex()[..16]);
     GeneratedKey {
         record: NewApiKey {
             id,
@@ -45,6 +35,17 @@ pub fn generate(name: &str, principal: &str, role: Role) -> GeneratedKey {
         },
         secret,
     }
+}
+
+/// 256 bits from the operating system's generator, as 64 lowercase hex characters: secrets,
+/// session tokens and CSRF tokens.
+pub fn random_hex() -> String {
+    // A v4 UUID carries 122 random bits; three of them, hashed, comfortably exceed 256.
+    let mut bytes = [0u8; 48];
+    for chunk in bytes.chunks_exact_mut(16) {
+        chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// SHA-256 of a presented secret, lowercase hex: how stored keys are looked up.

@@ -8,6 +8,7 @@
 //!   [`App::run`](app::App::run) serves until a shutdown future resolves.
 //! - [`server`]: the HTTP/1 accept loop: connection limit, idle and header-read timeouts.
 //! - [`routes`]: one module per feature, each owning its handlers and DTOs, merged in one place.
+//! - `ui`: the review workbench, server-rendered pages under `/ui` (sessions, CSRF, templates).
 //! - [`pipeline`]: what happens to a verified event: signals, assessment, one transaction.
 //! - [`policy`]: the policy in force and its atomic reload.
 //! - [`audit`]: the audit key at start, and checkpoints of the chain's head (anchors).
@@ -41,3 +42,4 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+mod ui;

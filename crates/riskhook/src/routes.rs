@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::router(&state))
         .merge(health::router())
+        .merge(crate::ui::router(&state))
         .merge(v1)
         .route(
             "/openapi.json",

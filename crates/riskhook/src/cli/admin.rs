@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use riskhook_core::audit::{ChainReport, ChainVerifier, Checkpoint};
+use riskhook_core::audit::{ChainVerifier, Checkpoint};
 use riskhook_store::{DeliveryFilter, DeliveryStatus, Role, Store};
 
 use super::{AuditCommand, DatabaseArgs, DeliveriesCommand, KeysCommand, now};
@@ -159,7 +159,7 @@ async fn verify(
         verifier.anchor(&anchor)?;
     }
     let store = open_to_read(db).await?;
-    let result = verify_chain(store.as_ref(), verifier).await;
+    let result = crate::audit::verify_chain(store.as_ref(), verifier).await;
     store.close().await;
     let report = result?;
     if report.unchecked > 0 && !without_key {
@@ -168,7 +168,7 @@ async fn verify(
             report.unchecked
         );
     }
-    println!("{}", describe(&report, keyed));
+    println!("{}", crate::audit::describe(&report, keyed));
     Ok(())
 }
 
@@ -187,7 +187,7 @@ async fn start_keying(
     }
     let store = open_to_read(db).await?;
     let result = async {
-        let report = verify_chain(store.as_ref(), verifier).await?;
+        let report = crate::audit::verify_chain(store.as_ref(), verifier).await?;
         if report.keyed > 0 {
             bail!("the audit chain is keyed already");
         }
@@ -202,59 +202,6 @@ async fn start_keying(
         entry.seq, entry.seq, entry.hash
     );
     Ok(())
-}
-
-/// `audit chain intact: 12 entries (9 keyed, checked with the audit key), head 12:ab…; checked
-/// against 2 anchors (newest at entry 11)`.
-fn describe(report: &ChainReport, keyed: bool) -> String {
-    let Some(head) = &report.head else {
-        return "audit log is empty".to_owned();
-    };
-    let entries = if report.entries == 1 {
-        "entry"
-    } else {
-        "entries"
-    };
-    let mut out = format!("audit chain intact: {} {entries}", report.entries);
-    if report.keyed > 0 {
-        let how = if keyed {
-            "checked with the audit key"
-        } else {
-            "their content NOT checked: no audit key"
-        };
-        out.push_str(&format!(" ({} keyed, {how})", report.keyed));
-    }
-    out.push_str(&format!(", head {}:{head}", report.entries));
-    match report.newest_anchor {
-        Some(newest) => out.push_str(&format!(
-            "; checked against {} {} (newest at entry {newest})",
-            report.anchors,
-            if report.anchors == 1 {
-                "anchor"
-            } else {
-                "anchors"
-            },
-        )),
-        None => out.push_str("; no anchor given: removed last entries would not show"),
-    }
-    out
-}
-
-/// Walks the chain a page at a time; an error names the first broken link.
-async fn verify_chain(
-    store: &dyn Store,
-    mut verifier: ChainVerifier,
-) -> anyhow::Result<ChainReport> {
-    const PAGE: u32 = 1000;
-    loop {
-        let page = store.audit(verifier.checked(), PAGE).await?;
-        for entry in &page {
-            verifier.check(&entry.fields(), &entry.hash, entry.keyed)?;
-        }
-        if page.len() < PAGE as usize {
-            return Ok(verifier.finish()?);
-        }
-    }
 }
 
 pub(super) async fn deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {

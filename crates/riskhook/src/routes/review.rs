@@ -515,6 +515,7 @@ async fn list_cases(
     let limit = page_limit(query.limit);
     let filter = CaseFilter {
         status: query.status,
+        unresolved: false,
         assignee: query.assignee,
         decision: query.decision,
         opened_before: query.min_age.map(|age| age.opened_before(now)),
@@ -547,28 +548,15 @@ async fn get_case(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<CaseDetailOut>> {
-    let case = state
-        .store
-        .case(&id)
+    let file = riskhook_store::case_file(state.store.as_ref(), &id)
         .await?
         .ok_or(ApiError::NotFound("case"))?;
-    // A case exists only for a known user with stored assessments: anything missing is damage.
-    let user = state
-        .store
-        .user(&case.user_id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("case {id}: user missing")))?;
-    let mut evidence = Vec::with_capacity(case.assessment_ids.len());
-    for assessment_id in &case.assessment_ids {
-        let assessment = state
-            .store
-            .assessment(assessment_id)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("case {id}: assessment {assessment_id} missing"))
-            })?;
-        evidence.push(EvidenceOut::try_from(assessment)?);
-    }
+    let (case, user) = (file.case, file.user);
+    let evidence = file
+        .evidence
+        .into_iter()
+        .map(EvidenceOut::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
     let timeline = state
         .store
         .user_events(&case.user_id, TIMELINE_LIMIT)
