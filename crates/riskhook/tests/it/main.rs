@@ -20,3 +20,4 @@ mod review_story;
 mod roles;
 mod scoring;
 mod sessions;
+mod workbench_browser;
