@@ -21,3 +21,4 @@ mod roles;
 mod scoring;
 mod sessions;
 mod workbench;
+mod workbench_browser;
