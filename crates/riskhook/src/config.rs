@@ -1131,7 +1131,7 @@ mod tests {
     #[test]
     fn invalid_values_name_their_key() {
         let secret = ("RISKHOOK_DIDIT_SECRET", "s");
-        let cases: [(&[(&str, &str)], &str); 9] = [
+        let cases: [(&[(&str, &str)], &str); 12] = [
             (&[secret, ("RISKHOOK_LISTEN", "nowhere")], "listen"),
             (
                 &[secret, ("RISKHOOK_DIDIT__TOLERANCE", "soon")],
@@ -1158,6 +1158,18 @@ mod tests {
             (
                 &[secret, ("RISKHOOK_MAX_CONNECTIONS", "0")],
                 "max_connections",
+            ),
+            (
+                &[secret, ("RISKHOOK_UI__SESSION_IDLE", "5s")],
+                "ui.session_idle",
+            ),
+            (
+                &[secret, ("RISKHOOK_UI__SESSION_IDLE", "30days")],
+                "ui.session_idle",
+            ),
+            (
+                &[secret, ("RISKHOOK_UI__SECURE_COOKIE", "sometimes")],
+                "secure_cookie",
             ),
         ];
         for (env, key) in cases {

@@ -256,7 +256,7 @@ fn case_view(case: &CaseRecord, analyst: &Analyst, now: i64) -> CaseView {
         assignee: case.assignee.clone().unwrap_or_default(),
         mine: case.assignee.as_deref() == Some(analyst.caller.key_id.as_str()),
         opened: words::time(case.opened_at),
-        age: words::age(now, case.opened_at),
+        age: words::ago(now, case.opened_at),
         resolved: case.status == CaseStatus::Resolved,
         pending: case.status == CaseStatus::PendingApproval,
         outcome: case

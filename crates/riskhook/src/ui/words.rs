@@ -61,6 +61,14 @@ pub(crate) fn age(now: i64, then: i64) -> String {
     }
 }
 
+/// How long ago, as a phrase: `just now`, `5 min ago`.
+pub(crate) fn ago(now: i64, then: i64) -> String {
+    match age(now, then).as_str() {
+        "just now" => "just now".to_owned(),
+        other => format!("{other} ago"),
+    }
+}
+
 /// A Unix time as UTC, `2026-12-05 11:20:04 UTC` (RFC 3339 in the `datetime` attribute).
 pub(crate) fn time(unix: i64) -> String {
     let (date, clock) = civil(unix);
@@ -180,6 +188,8 @@ mod tests {
         for (seconds, expected) in cases {
             assert_eq!(age(1_000_000, 1_000_000 - seconds), expected, "{seconds}s");
         }
+        assert_eq!(ago(100, 100), "just now");
+        assert_eq!(ago(4_000, 100), "1 h 5 min ago");
     }
 
     #[test]
