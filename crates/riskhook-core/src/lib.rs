@@ -11,6 +11,7 @@
 
 pub mod assessment;
 pub mod audit;
+pub mod backtest;
 pub mod cases;
 pub mod policy;
 pub mod review;

@@ -42,8 +42,9 @@ use riskhook_core::review::ActionStatus;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
     Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
-    IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ResolveCase, ReviewOutcome,
-    SessionRecord, Store, StoreError, UiSessionRecord, UserAction, UserRecord,
+    IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ReplayFilter, ReplayRecord,
+    ResolveCase, ReviewOutcome, SessionRecord, Store, StoreError, UiSessionRecord, UserAction,
+    UserRecord, VerdictRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
@@ -273,6 +274,14 @@ impl Store for PostgresStore {
 
     async fn count_cases(&self, filter: &CaseFilter) -> Result<u64, StoreError> {
         reads::count_cases(&mut *self.conn().await?, filter).await
+    }
+
+    async fn replay_events(&self, filter: &ReplayFilter) -> Result<Vec<ReplayRecord>, StoreError> {
+        reads::replay_events(&mut *self.conn().await?, filter).await
+    }
+
+    async fn verdicts(&self) -> Result<Vec<VerdictRecord>, StoreError> {
+        reads::verdicts(&mut *self.conn().await?).await
     }
 
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {

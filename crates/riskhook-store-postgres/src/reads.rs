@@ -6,8 +6,8 @@ use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
 use riskhook_didit::payload::SessionStatus;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, AuditRecord, CaseFilter, CaseRecord,
-    DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord, EventRecord, Role,
-    SessionRecord, StoreError, UserRecord,
+    DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord, EventRecord, ReplayFilter,
+    ReplayRecord, Role, SessionRecord, StoreError, UserRecord, VerdictRecord,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row};
@@ -591,4 +591,62 @@ pub(crate) async fn delivery(
         delivery_record,
     )
     .await
+}
+
+// --- Backtests ------------------------------------------------------------------------------
+
+pub(crate) async fn replay_events(
+    conn: &mut PgConnection,
+    f: &ReplayFilter,
+) -> Result<Vec<ReplayRecord>, StoreError> {
+    sqlx::query(
+        "SELECT e.seq, e.id, e.vendor_data, e.received_at, e.event_timestamp, e.body_trusted,
+                a.assessment, CASE WHEN a.id IS NULL THEN e.raw END AS raw
+         FROM events e LEFT JOIN assessments a ON a.event_id = e.id
+         WHERE e.seq > $1 AND e.session_id IS NOT NULL
+           AND ($2::bigint IS NULL OR e.received_at >= $2)
+           AND ($3::bigint IS NULL OR e.received_at < $3)
+         ORDER BY e.seq LIMIT $4",
+    )
+    .bind(f.after_seq)
+    .bind(f.received_since)
+    .bind(f.received_until)
+    .bind(limit(f.limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(|row| {
+        Ok(ReplayRecord {
+            seq: get(row, "seq")?,
+            event_id: get(row, "id")?,
+            user_id: get(row, "vendor_data")?,
+            received_at: get(row, "received_at")?,
+            event_timestamp: get(row, "event_timestamp")?,
+            body_trusted: get(row, "body_trusted")?,
+            assessment: get(row, "assessment")?,
+            raw: get(row, "raw")?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn verdicts(conn: &mut PgConnection) -> Result<Vec<VerdictRecord>, StoreError> {
+    sqlx::query(
+        "SELECT user_id, resolved_at, outcome FROM cases
+         WHERE status = 'resolved' AND resolved_at IS NOT NULL AND outcome IS NOT NULL
+         ORDER BY resolved_at, id",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(|row| {
+        Ok(VerdictRecord {
+            user_id: get(row, "user_id")?,
+            resolved_at: get(row, "resolved_at")?,
+            outcome: parsed(row, "outcome", Outcome::parse)?,
+        })
+    })
+    .collect()
 }

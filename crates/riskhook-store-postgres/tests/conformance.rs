@@ -25,6 +25,7 @@ conformance!(
     evidence_gathers_into_one_case,
     the_queue_counts_and_filters_unresolved_cases,
     workbench_sessions_live_until_ended_or_idle,
+    backtests_read_session_events_in_arrival_order,
     resolving_a_case_sets_the_verdict,
     four_eyes_needs_a_second_key,
     audit_chain_is_intact,

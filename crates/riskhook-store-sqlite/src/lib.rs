@@ -31,8 +31,9 @@ use riskhook_didit::payload::SessionStatus;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
     Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
-    IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ResolveCase, ReviewOutcome,
-    SessionRecord, Store, StoreError, UiSessionRecord, UserAction, UserRecord,
+    IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ReplayFilter, ReplayRecord,
+    ResolveCase, ReviewOutcome, SessionRecord, Store, StoreError, UiSessionRecord, UserAction,
+    UserRecord, VerdictRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -509,6 +510,14 @@ impl Store for SqliteStore {
 
     async fn count_cases(&self, filter: &CaseFilter) -> Result<u64, StoreError> {
         reads::count_cases(&self.reader, filter).await
+    }
+
+    async fn replay_events(&self, filter: &ReplayFilter) -> Result<Vec<ReplayRecord>, StoreError> {
+        reads::replay_events(&self.reader, filter).await
+    }
+
+    async fn verdicts(&self) -> Result<Vec<VerdictRecord>, StoreError> {
+        reads::verdicts(&self.reader).await
     }
 
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {

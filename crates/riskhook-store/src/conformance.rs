@@ -242,6 +242,104 @@ pub async fn workbench_sessions_live_until_ended_or_idle(store: &dyn Store) {
     assert!(store.ui_session("third").await.unwrap().is_some());
 }
 
+/// A backtest's reads: session events in arrival order, a page at a time, with their
+/// assessment (or, unassessed, their body), within a window; and people's verdicts.
+pub async fn backtests_read_session_events_in_arrival_order(store: &dyn Store) {
+    ingest(store, 1, "u-b1", Decision::Review).await;
+    ingest(store, 2, "u-b2", Decision::Approve).await;
+    // Stored without an assessment: replayed from its body.
+    store
+        .ingest(event(3, "u-b3", "sess-b3", "Approved", 1_780_000_003), None)
+        .await
+        .unwrap();
+    // Not a session event: never replayed.
+    let mut other = event(4, "u-b4", "sess-b4", "Approved", 1_780_000_004);
+    other.session_id = None;
+    other.webhook_type = "user.data.updated".to_owned();
+    store.ingest(other, None).await.unwrap();
+    ingest(store, 5, "u-b5", Decision::Freeze).await;
+
+    let mut filter = crate::ReplayFilter {
+        limit: 2,
+        ..crate::ReplayFilter::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.replay_events(&filter).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        filter.after_seq = last.seq;
+        seen.extend(page);
+    }
+    let ids: Vec<&str> = seen.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "evt_00000001",
+            "evt_00000002",
+            "evt_00000003",
+            "evt_00000005"
+        ]
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].seq < w[1].seq),
+        "arrival order"
+    );
+    assert_eq!(seen[0].user_id.as_deref(), Some("u-b1"));
+    assert_eq!(
+        seen[0].assessment.as_deref(),
+        Some(r#"{"n":1,"decision":"review"}"#)
+    );
+    assert_eq!(seen[0].raw, None, "no body when the snapshot is there");
+    assert_eq!(seen[2].assessment, None);
+    assert_eq!(seen[2].raw.as_deref(), Some(br#"{"n":3}"#.as_slice()));
+    assert!(seen[2].body_trusted);
+
+    let window = crate::ReplayFilter {
+        received_since: Some(1_780_000_002),
+        received_until: Some(1_780_000_005),
+        limit: 10,
+        ..crate::ReplayFilter::default()
+    };
+    let ids: Vec<String> = store
+        .replay_events(&window)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event_id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["evt_00000002", "evt_00000003"],
+        "since inclusive, until exclusive"
+    );
+
+    assert!(store.verdicts().await.unwrap().is_empty());
+    let case = open_case(store, "u-b1").await.unwrap();
+    store
+        .resolve_case(ResolveCase {
+            case_id: case.id,
+            actor: "alice".to_owned(),
+            person: Person::on_their_own("alice".to_owned()),
+            outcome: Outcome::Decline,
+            reason: "no".to_owned(),
+            now: 50,
+            four_eyes: false,
+        })
+        .await
+        .unwrap();
+    let verdicts = store.verdicts().await.unwrap();
+    assert_eq!(verdicts.len(), 1);
+    assert_eq!(
+        (
+            verdicts[0].user_id.as_str(),
+            verdicts[0].resolved_at,
+            verdicts[0].outcome
+        ),
+        ("u-b1", 50, Outcome::Decline)
+    );
+}
+
 /// Claiming and resolving: the assignee rule, the verdict, and new evidence after it.
 pub async fn resolving_a_case_sets_the_verdict(store: &dyn Store) {
     ingest(store, 1, "u-3", Decision::Review).await;

@@ -29,8 +29,8 @@ pub use outbox::{
     UserState, user_updated,
 };
 pub use review::{
-    ActionRecord, CaseFile, CaseFilter, CaseRecord, CommandError, ReviewOutcome, case_file,
-    requester_json, requester_person,
+    ActionRecord, CaseFile, CaseFilter, CaseRecord, CommandError, ReplayFilter, ReplayRecord,
+    ReviewOutcome, VerdictRecord, case_file, requester_json, requester_person,
 };
 pub use workbench::UiSessionRecord;
 
@@ -303,6 +303,13 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// A user's events, oldest first by body timestamp, at most `limit`: their timeline.
     async fn user_events(&self, user_id: &str, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Stored session events for a backtest, in arrival order: read-only, a page at a time,
+    /// each page its own short read (so a long backtest holds no transaction open).
+    async fn replay_events(&self, filter: &ReplayFilter) -> Result<Vec<ReplayRecord>, StoreError>;
+
+    /// Every resolved case's outcome, oldest first: people's verdicts, a backtest's labels.
+    async fn verdicts(&self) -> Result<Vec<VerdictRecord>, StoreError>;
 
     // --- Review -------------------------------------------------------------------------
 

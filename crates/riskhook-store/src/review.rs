@@ -181,3 +181,50 @@ pub async fn case_file(store: &dyn crate::Store, id: &str) -> Result<Option<Case
         evidence,
     }))
 }
+
+/// Which stored session events a backtest replays: in arrival order, a page at a time.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayFilter {
+    /// Events after this arrival position (0: from the first).
+    pub after_seq: i64,
+    /// Only events received at or after this time (Unix seconds).
+    pub received_since: Option<i64>,
+    /// Only events received before this time.
+    pub received_until: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A stored session event as a backtest replays it: its assessment's JSON (with the signal
+/// snapshot) when it has one, else its raw body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayRecord {
+    /// Arrival position: the cursor of the next page.
+    pub seq: i64,
+    /// Our id (`evt_…`).
+    pub event_id: String,
+    /// The user it names (`vendor_data`).
+    pub user_id: Option<String>,
+    /// When it was received (Unix seconds).
+    pub received_at: i64,
+    /// The body's own timestamp.
+    pub event_timestamp: Option<i64>,
+    /// Whether the body was authenticated (not only the Simple signature).
+    pub body_trusted: bool,
+    /// The stored assessment, canonical JSON (its `signals` and `evaluated_at` are the
+    /// snapshot), when the event was assessed.
+    pub assessment: Option<String>,
+    /// The raw body, only when there is no assessment.
+    pub raw: Option<Vec<u8>>,
+}
+
+/// A person's verdict on a user: a resolved case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictRecord {
+    /// The user.
+    pub user_id: String,
+    /// When the case was resolved (Unix seconds).
+    pub resolved_at: i64,
+    /// Its outcome.
+    pub outcome: Outcome,
+}

@@ -223,7 +223,53 @@ pub enum PolicyCommand {
     Signals,
     /// Print the built-in default policy.
     Show,
+    /// Replay every stored session event through a candidate policy, next to the policy in
+    /// force, and report what would change: decisions, user statuses, the review queue, each
+    /// rule's firings, and agreement with the people who resolved cases. Read-only.
+    ///
+    /// The database and the policy in force are the configuration's, as for `serve`
+    /// (`--config`, RISKHOOK_DATABASE_URL, RISKHOOK_POLICY__PATH). A candidate that does not load
+    /// is refused with every problem, and exit status 2.
+    Backtest {
+        /// The candidate policy file.
+        candidate: PathBuf,
+        /// A TOML configuration file (the database URL and `[policy] path` are read from it).
+        #[arg(long, short, env = "RISKHOOK_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only events received at or after this time: RFC 3339 or Unix seconds.
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        /// Only events received before this time: RFC 3339 or Unix seconds.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+/// A time given as RFC 3339 (`2026-12-01T00:00:00Z`) or Unix seconds.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|e| {
+            format!("`{text}`: {e} (give RFC 3339, e.g. 2026-12-01T00:00:00Z, or Unix seconds)")
+        })
+        .and_then(|t| {
+            t.duration_since(UNIX_EPOCH)
+                .map_err(|_| format!("`{text}` is before 1970"))
+                .and_then(|d| i64::try_from(d.as_secs()).map_err(|e| e.to_string()))
+        })
+}
+
+/// Input the command refuses (a candidate policy that does not load): exit status 2, so a
+/// script can tell it from a failure to run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// `riskhook keys …`.
 #[derive(Debug, Subcommand)]
@@ -349,7 +395,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => send(args).await,
         Command::Score(args) => score(&args),
         Command::Loadgen(args) => loadgen(args).await,
-        Command::Policy(command) => policy(command),
+        Command::Policy(command) => policy(command).await,
         Command::Keys(KeysCommand::Generate { id, role }) => {
             generate_key(&id, &role);
             Ok(())
@@ -453,7 +499,7 @@ pub fn explain(a: &Assessment) -> String {
     out
 }
 
-fn policy(command: PolicyCommand) -> anyhow::Result<()> {
+async fn policy(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { file } => {
             let policy = load_policy(Some(&file))?;
@@ -478,7 +524,54 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             print!("{DEFAULT_POLICY}");
             Ok(())
         }
+        PolicyCommand::Backtest {
+            candidate,
+            config,
+            since,
+            until,
+            json,
+        } => backtest(&candidate, config.as_deref(), since, until, json).await,
     }
+}
+
+async fn backtest(
+    candidate: &Path,
+    config: Option<&Path>,
+    since: Option<i64>,
+    until: Option<i64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let candidate = PolicyHandle::load(Some(candidate))
+        .map_err(|e| Refused(format!("{e:#}")))?
+        .current();
+    let sources = crate::config::DataSources::load(config)?;
+    let current = PolicyHandle::load(sources.policy_path.as_deref())
+        .context("the policy in force (policy.path) does not load")?
+        .current();
+    let url = sources.database_url.expose();
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && !Path::new(path.split('?').next().unwrap_or(path)).is_file()
+    {
+        bail!(
+            "no database at {path}: give the configuration of the service (--config, RISKHOOK_DATABASE_URL)"
+        );
+    }
+    let store = crate::store::open(&sources.database_url).await?;
+    let result = crate::backtest::run(
+        store.clone(),
+        current,
+        candidate,
+        crate::backtest::Window { since, until },
+    )
+    .await;
+    store.close().await;
+    let outcome = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print!("{}", crate::backtest::describe(&outcome));
+    }
+    Ok(())
 }
 
 fn policy_test(file: &Path, dir: &Path) -> anyhow::Result<()> {

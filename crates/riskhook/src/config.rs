@@ -546,6 +546,35 @@ impl Config {
     }
 }
 
+/// Where a command that reads the service's data finds it: the database URL and the policy in
+/// force, from the same layers as [`Config::load`] (for `riskhook policy backtest`, which needs
+/// neither a Didit secret nor a listener).
+#[derive(Debug, Clone)]
+pub struct DataSources {
+    /// The database URL.
+    pub database_url: DatabaseUrl,
+    /// The policy file, or `None` for the built-in default.
+    pub policy_path: Option<PathBuf>,
+}
+
+impl DataSources {
+    /// Reads `database_url` and `policy.path` from the layers.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let figment = layers(file, &env)?;
+        let database_url: String = figment
+            .extract_inner("database_url")
+            .map_err(|e| anyhow::anyhow!(describe_figment_error(&e)))?;
+        let policy: RawPolicy = figment
+            .extract_inner("policy")
+            .map_err(|e| anyhow::anyhow!(describe_figment_error(&e)))?;
+        Ok(Self {
+            database_url: DatabaseUrl::new(database_url.trim()),
+            policy_path: policy.path,
+        })
+    }
+}
+
 impl AuditConfig {
     /// Only the `[audit]` section, from the same layers as [`Config::load`]: for `riskhook
     /// audit verify`, which needs the key but not the rest (a Didit secret, say).

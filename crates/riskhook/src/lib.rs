@@ -12,6 +12,7 @@
 //! - [`pipeline`]: what happens to a verified event: signals, assessment, one transaction.
 //! - [`policy`]: the policy in force and its atomic reload.
 //! - [`audit`]: the audit key at start, and checkpoints of the chain's head (anchors).
+//! - [`backtest`]: replaying stored events through a candidate policy.
 //! - [`auth`]: API keys and roles for `/v1`.
 //! - [`keys`]: making API keys stored in the database.
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
@@ -27,6 +28,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod delivery;

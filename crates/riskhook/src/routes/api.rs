@@ -1,5 +1,5 @@
-//! The read API under `/v1` (users, their assessments, sessions, the policy) and the policy
-//! reload. Every route needs an API key; reload needs the admin role. Each handler carries its
+//! The read API under `/v1` (users, their assessments, sessions, the policy), the policy
+//! reload and backtests. Every route needs an API key; reload and backtest need the admin role. Each handler carries its
 //! OpenAPI operation (`#[utoipa::path]`), registered with its route by `routes!`.
 
 use axum::Json;
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Params, page_limit};
+use super::extract::{Body, Params, page_limit};
 use super::openapi;
 use crate::auth::Caller;
 use crate::config::Role;
@@ -25,6 +25,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_session))
         .routes(routes!(get_policy))
         .routes(routes!(reload_policy))
+        .routes(routes!(backtest_policy))
 }
 
 /// An assessment with its full explanation (every rule fired, the values it read, the signal
@@ -356,4 +357,80 @@ async fn reload_policy(
             Err(ApiError::PolicyRejected(format!("{e:#}")))
         }
     }
+}
+
+/// A time as Unix seconds or RFC 3339 text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Time {
+    Seconds(i64),
+    Text(String),
+}
+
+impl Time {
+    fn seconds(self, field: &str) -> Result<i64> {
+        match self {
+            Time::Seconds(s) => Ok(s),
+            Time::Text(text) => crate::cli::parse_time(&text)
+                .map_err(|e| ApiError::Invalid(format!("{field}: {e}"))),
+        }
+    }
+}
+
+/// A candidate policy to replay the stored history through.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BacktestIn {
+    /// The candidate policy: the TOML text of a policy file.
+    policy: String,
+    /// Only events received at or after this time: Unix seconds or RFC 3339.
+    #[schema(value_type = Option<String>, example = "2026-12-01T00:00:00Z")]
+    since: Option<Time>,
+    /// Only events received before this time: Unix seconds or RFC 3339.
+    #[schema(value_type = Option<String>)]
+    until: Option<Time>,
+}
+
+/// Replays every stored session event through a candidate policy, next to the policy in force,
+/// and reports what would change. Read-only: nothing is written.
+///
+/// The report: `decisions` (from the policy in force to the candidate, by decision, with counts
+/// and example user ids), `users` (statuses, same shape), `queue` (users with evidence waiting
+/// for a person under each), `rules` (firings under each), `labels` (precision and recall of
+/// "review or freeze" against resolved cases), and how many events were replayed from
+/// snapshots or bodies.
+#[utoipa::path(
+    post,
+    path = "/v1/policy/backtest",
+    tag = "policy",
+    request_body = BacktestIn,
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "The body is not JSON"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The candidate does not load (every problem with its rule and line), or a time could not be read"),
+    )
+)]
+async fn backtest_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<BacktestIn>,
+) -> Result<Json<crate::backtest::Outcome>> {
+    caller.require(Role::Admin)?;
+    let candidate = riskhook_core::policy::Policy::load(&body.policy)
+        .map_err(|e| ApiError::Invalid(format!("the candidate policy does not load: {e}")))?;
+    let window = crate::backtest::Window {
+        since: body.since.map(|t| t.seconds("since")).transpose()?,
+        until: body.until.map(|t| t.seconds("until")).transpose()?,
+    };
+    tracing::info!(by = caller.key_id, candidate = candidate.hash(), "backtest");
+    let outcome = crate::backtest::run(
+        state.store.clone(),
+        state.policy.current(),
+        std::sync::Arc::new(candidate),
+        window,
+    )
+    .await?;
+    Ok(Json(outcome))
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod backtest;
 mod cli;
 mod faults;
 mod helpers;

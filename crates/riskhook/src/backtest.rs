@@ -1,0 +1,252 @@
+//! Backtests over the stored history, for `riskhook policy backtest` and
+//! `POST /v1/policy/backtest`: stored session events are read a page at a time (each page a
+//! short read, nothing written) and replayed through the policy in force and a candidate by
+//! [`riskhook_core::backtest`], from their signal snapshots where they were assessed, else from
+//! their raw bodies.
+//!
+//! The replay runs on a blocking thread: a long backtest never holds an async worker, so the
+//! intake keeps its threads (it still shares the CPU).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use riskhook_core::backtest::{Backtest, Replay, Report, Verdict};
+use riskhook_core::policy::Policy;
+use riskhook_core::signals::{Signals, didit};
+use riskhook_didit::payload::DiditEvent;
+use riskhook_store::{ReplayFilter, ReplayRecord, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// Events read per page.
+const PAGE: u32 = 2_000;
+
+/// Which events to replay, by the time they were received (Unix seconds, `until` exclusive).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    /// From this time on.
+    pub since: Option<i64>,
+    /// Before this time.
+    pub until: Option<i64>,
+}
+
+/// A backtest's report and how it was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// What the candidate would change.
+    #[serde(flatten)]
+    pub report: Report,
+    /// Events replayed from their stored signal snapshot.
+    pub from_snapshots: u64,
+    /// Events replayed from their raw body (stored without an assessment).
+    pub from_bodies: u64,
+    /// Events that could not be replayed (an unreadable snapshot or body), skipped.
+    pub skipped: u64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// The part of a stored assessment a replay needs.
+#[derive(Deserialize)]
+struct Snapshot {
+    evaluated_at: i64,
+    signals: Signals,
+}
+
+/// One stored event as the engine replays it, or `None` when it cannot be read.
+fn replay_of(record: ReplayRecord) -> Option<(Replay, bool)> {
+    if let Some(json) = record.assessment {
+        let snapshot: Snapshot = serde_json::from_str(&json).ok()?;
+        let signals = snapshot.signals.validate().ok()?;
+        return Some((
+            Replay {
+                user_id: record.user_id,
+                at: snapshot.evaluated_at,
+                signals: Arc::new(signals),
+            },
+            true,
+        ));
+    }
+    let event = DiditEvent::from_slice(&record.raw?).ok()?;
+    let signals = didit::extract(&event, &record.event_id, record.body_trusted);
+    Some((
+        Replay {
+            user_id: record.user_id,
+            at: record.event_timestamp.unwrap_or(record.received_at),
+            signals: Arc::new(signals),
+        },
+        false,
+    ))
+}
+
+/// Each user's latest verdict.
+async fn verdicts(store: &dyn Store) -> Result<HashMap<String, Verdict>, StoreError> {
+    let mut latest = HashMap::new();
+    // Oldest first: a later verdict replaces an earlier one.
+    for v in store.verdicts().await? {
+        latest.insert(
+            v.user_id,
+            Verdict {
+                at: v.resolved_at,
+                outcome: v.outcome,
+            },
+        );
+    }
+    Ok(latest)
+}
+
+/// Replays every stored session event in `window` through `current` and `candidate`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    current: Arc<Policy>,
+    candidate: Arc<Policy>,
+    window: Window,
+) -> Result<Outcome, StoreError> {
+    let started = Instant::now();
+    let labels = verdicts(store.as_ref()).await?;
+    let runtime = tokio::runtime::Handle::current();
+    let replayed = tokio::task::spawn_blocking(move || {
+        let mut backtest = Backtest::new(&current, &candidate, labels);
+        let (mut from_snapshots, mut from_bodies, mut skipped) = (0, 0, 0);
+        let mut filter = ReplayFilter {
+            after_seq: 0,
+            received_since: window.since,
+            received_until: window.until,
+            limit: PAGE,
+        };
+        loop {
+            let page = runtime.block_on(store.replay_events(&filter))?;
+            let full = page.len() == PAGE as usize;
+            for record in page {
+                filter.after_seq = record.seq;
+                match replay_of(record) {
+                    Some((replay, snapshot)) => {
+                        backtest.replay(&replay);
+                        if snapshot {
+                            from_snapshots += 1;
+                        } else {
+                            from_bodies += 1;
+                        }
+                    }
+                    None => skipped += 1,
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok::<_, StoreError>((backtest.finish(), from_snapshots, from_bodies, skipped))
+    })
+    .await
+    .map_err(|e| StoreError::Other(Box::new(e)))??;
+    let (report, from_snapshots, from_bodies, skipped) = replayed;
+    Ok(Outcome {
+        report,
+        from_snapshots,
+        from_bodies,
+        skipped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The report for people: what changes, then the detail.
+pub fn describe(outcome: &Outcome) -> String {
+    use std::fmt::Write as _;
+    let r = &outcome.report;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "backtest: candidate `{}` ({}) against `{}` ({}) in force",
+        r.candidate.name,
+        short(&r.candidate.hash),
+        r.current.name,
+        short(&r.current.hash)
+    );
+    let _ = writeln!(
+        out,
+        "{} events replayed ({} from snapshots, {} from bodies, {} skipped) in {:.2} s; {} users",
+        r.events,
+        outcome.from_snapshots,
+        outcome.from_bodies,
+        outcome.skipped,
+        outcome.seconds,
+        r.users_total
+    );
+    let _ = writeln!(
+        out,
+        "\ndecisions (rows: in force, columns: candidate), {} change:",
+        r.decisions_changed
+    );
+    write_matrix(&mut out, &r.decisions);
+    let _ = writeln!(out, "\nuser statuses, {} change:", r.users_changed);
+    write_matrix(&mut out, &r.users);
+    let _ = writeln!(
+        out,
+        "\nreview queue (users with evidence waiting): {} in force, {} with the candidate ({:+})",
+        r.queue.current, r.queue.candidate, r.queue.change
+    );
+    let _ = writeln!(out, "\nrules (firings in force → with the candidate):");
+    for (id, fires) in &r.rules {
+        let mark = if fires.current == fires.candidate {
+            " "
+        } else {
+            "*"
+        };
+        let _ = writeln!(
+            out,
+            " {mark} {id:<36} {:>8} → {}",
+            fires.current, fires.candidate
+        );
+    }
+    let l = &r.labels;
+    let _ = writeln!(
+        out,
+        "\nagreement with people: {} users with a verdict, {} of them declined or frozen",
+        l.labelled_users, l.risky
+    );
+    for (name, a) in [("in force", &l.current), ("candidate", &l.candidate)] {
+        let _ = writeln!(
+            out,
+            "  {name:<9} precision {} recall {} (TP {}, FP {}, FN {}, TN {})",
+            ratio(a.precision),
+            ratio(a.recall),
+            a.true_positives,
+            a.false_positives,
+            a.false_negatives,
+            a.true_negatives
+        );
+    }
+    out
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.3}"))
+}
+
+fn write_matrix(
+    out: &mut String,
+    matrix: &std::collections::BTreeMap<
+        &'static str,
+        std::collections::BTreeMap<&'static str, riskhook_core::backtest::Cell>,
+    >,
+) {
+    use std::fmt::Write as _;
+    for (from, row) in matrix {
+        for (to, cell) in row {
+            if cell.count == 0 {
+                continue;
+            }
+            let arrow = if from == to { "  " } else { "→ " };
+            let _ = writeln!(
+                out,
+                "  {from:>9} {arrow}{to:<9} {:>8}  e.g. {}",
+                cell.count,
+                cell.examples.join(", ")
+            );
+        }
+    }
+}
