@@ -186,10 +186,12 @@ struct UserTally {
     flagged: [bool; 2],
 }
 
-/// A backtest in progress: [`Backtest::replay`] each event, then [`Backtest::finish`].
+/// A comparison in progress: [`Comparison::record`] what each policy decided on each event,
+/// then [`Comparison::finish`]. A backtest feeds it by evaluating both policies
+/// ([`Backtest`]); a shadow policy's live report feeds it the decisions stored at intake.
 #[derive(Debug)]
-pub struct Backtest<'p> {
-    policies: [&'p Policy; 2],
+pub struct Comparison {
+    ids: [PolicyId; 2],
     verdicts: HashMap<String, Verdict>,
     users: HashMap<String, UserTally>,
     events: u64,
@@ -213,49 +215,70 @@ const STATUSES: [UserStatus; 4] = [
     UserStatus::Declined,
 ];
 
-impl<'p> Backtest<'p> {
-    /// Compares `candidate` with `current`. `verdicts`: each user's latest verdict by a person
-    /// (a resolved case), the labels and the baseline of their status.
+impl PolicyId {
+    /// The id of a loaded policy.
+    pub fn of(policy: &Policy) -> Self {
+        PolicyId {
+            name: policy.name().to_owned(),
+            hash: policy.hash().to_owned(),
+        }
+    }
+}
+
+/// One event as both policies decided it.
+#[derive(Debug, Clone, Copy)]
+pub struct Decided<'a> {
+    /// The user, when the event names one.
+    pub user_id: Option<&'a str>,
+    /// When it was assessed (Unix seconds).
+    pub at: i64,
+    /// The policy in force's decision, then the candidate's.
+    pub decisions: [Decision; 2],
+    /// The rules each fired.
+    pub fired: [&'a [&'a str]; 2],
+}
+
+impl Comparison {
+    /// Compares `candidate` with `current`, listing every rule in `rules` (each policy's, so
+    /// a rule that never fires still shows with 0). `verdicts`: each user's latest verdict by a
+    /// person (a resolved case), the labels and the baseline of their status.
     pub fn new(
-        current: &'p Policy,
-        candidate: &'p Policy,
+        current: PolicyId,
+        candidate: PolicyId,
+        rules: impl IntoIterator<Item = String>,
         verdicts: HashMap<String, Verdict>,
     ) -> Self {
-        let mut fires = BTreeMap::new();
-        for policy in [current, candidate] {
-            for rule in policy.rules() {
-                fires.entry(rule.id).or_insert([0u64; 2]);
-            }
-        }
-        Backtest {
-            policies: [current, candidate],
+        Comparison {
+            ids: [current, candidate],
             verdicts,
             users: HashMap::new(),
             events: 0,
             decisions: Default::default(),
-            fires,
+            fires: rules.into_iter().map(|id| (id, [0; 2])).collect(),
         }
     }
 
-    /// Replays one event under both policies.
-    pub fn replay(&mut self, event: &Replay) {
+    /// Counts one event.
+    pub fn record(&mut self, event: Decided<'_>) {
         self.events += 1;
-        let mut decided = [Decision::Approve; 2];
-        for (i, policy) in self.policies.iter().enumerate() {
-            let assessment = policy.assess(event.signals.clone(), event.at);
-            for firing in &assessment.fired {
-                if let Some(counts) = self.fires.get_mut(&firing.rule_id) {
-                    counts[i] += 1;
+        for (i, fired) in event.fired.iter().enumerate() {
+            for rule in *fired {
+                match self.fires.get_mut(*rule) {
+                    Some(counts) => counts[i] += 1,
+                    None => {
+                        let mut counts = [0; 2];
+                        counts[i] = 1;
+                        self.fires.insert((*rule).to_owned(), counts);
+                    }
                 }
             }
-            decided[i] = assessment.decision;
         }
-        let user = event.user_id.as_deref();
-        self.decisions[rank(decided[0])][rank(decided[1])].add(user);
-        let Some(user) = user else { return };
+        let [current, candidate] = event.decisions;
+        self.decisions[rank(current)][rank(candidate)].add(event.user_id);
+        let Some(user) = event.user_id else { return };
         let verdict_at = self.verdicts.get(user).map(|v| v.at);
         let tally = self.users.entry(user.to_owned()).or_default();
-        for (i, decision) in decided.into_iter().enumerate() {
+        for (i, decision) in event.decisions.into_iter().enumerate() {
             let evidence = decision >= Decision::Review;
             match verdict_at {
                 // Seen by the person who decided: it counts towards agreeing with them.
@@ -324,13 +347,10 @@ impl<'p> Backtest<'p> {
         labels.current = agreement[0].finish();
         labels.candidate = agreement[1].finish();
         let users_total = self.users.len() as u64;
-        let id = |p: &Policy| PolicyId {
-            name: p.name().to_owned(),
-            hash: p.hash().to_owned(),
-        };
+        let [current, candidate] = self.ids;
         Report {
-            current: id(self.policies[0]),
-            candidate: id(self.policies[1]),
+            current,
+            candidate,
             events: self.events,
             decisions: matrix(
                 self.decisions.into_iter().map(Vec::from).collect(),
@@ -348,5 +368,62 @@ impl<'p> Backtest<'p> {
                 .collect(),
             labels,
         }
+    }
+}
+
+/// A backtest in progress: [`Backtest::replay`] each event through both policies, then
+/// [`Backtest::finish`].
+#[derive(Debug)]
+pub struct Backtest<'p> {
+    policies: [&'p Policy; 2],
+    comparison: Comparison,
+}
+
+impl<'p> Backtest<'p> {
+    /// Compares `candidate` with `current`. `verdicts`: each user's latest verdict by a person
+    /// (a resolved case), the labels and the baseline of their status.
+    pub fn new(
+        current: &'p Policy,
+        candidate: &'p Policy,
+        verdicts: HashMap<String, Verdict>,
+    ) -> Self {
+        let rules = current
+            .rules()
+            .into_iter()
+            .chain(candidate.rules())
+            .map(|r| r.id);
+        Backtest {
+            policies: [current, candidate],
+            comparison: Comparison::new(
+                PolicyId::of(current),
+                PolicyId::of(candidate),
+                rules,
+                verdicts,
+            ),
+        }
+    }
+
+    /// Replays one event under both policies.
+    pub fn replay(&mut self, event: &Replay) {
+        let [current, candidate] = self
+            .policies
+            .map(|policy| policy.assess(event.signals.clone(), event.at));
+        let fired = [&current, &candidate].map(|a| {
+            a.fired
+                .iter()
+                .map(|f| f.rule_id.as_str())
+                .collect::<Vec<_>>()
+        });
+        self.comparison.record(Decided {
+            user_id: event.user_id.as_deref(),
+            at: event.at,
+            decisions: [current.decision, candidate.decision],
+            fired: [&fired[0], &fired[1]],
+        });
+    }
+
+    /// The report.
+    pub fn finish(self) -> Report {
+        self.comparison.finish()
     }
 }

@@ -153,6 +153,22 @@ async fn record_assessment(
     .execute(tx.conn())
     .await
     .map_err(map_err)?;
+    for shadow in &assessment.shadows {
+        sqlx::query(
+            "INSERT INTO shadow_assessments (shadow_id, assessment_id, policy_hash, score,
+                                             decision, fired)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&shadow.shadow_id)
+        .bind(&assessment.id)
+        .bind(&shadow.policy_hash)
+        .bind(i32::from(shadow.score))
+        .bind(shadow.decision.as_str())
+        .bind(serde_json::to_string(&shadow.fired).unwrap_or_default())
+        .execute(tx.conn())
+        .await
+        .map_err(map_err)?;
+    }
     // Every automatic decision is audited, with what it rests on.
     tx.audit(NewAuditEntry::assessment_recorded(event, assessment));
     Ok(())

@@ -43,8 +43,8 @@ use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
     Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
     IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ReplayFilter, ReplayRecord,
-    ResolveCase, ReviewOutcome, SessionRecord, Store, StoreError, UiSessionRecord, UserAction,
-    UserRecord, VerdictRecord,
+    ResolveCase, ReviewOutcome, SessionRecord, ShadowRecord, Store, StoreError, UiSessionRecord,
+    UserAction, UserRecord, VerdictRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
@@ -111,6 +111,11 @@ fn migrator() -> Migrator {
             4,
             "workbench sessions",
             include_str!("../migrations/0004_workbench_sessions.sql"),
+        ),
+        migration(
+            5,
+            "shadow assessments",
+            include_str!("../migrations/0005_shadow_assessments.sql"),
         ),
     ])
 }
@@ -282,6 +287,15 @@ impl Store for PostgresStore {
 
     async fn verdicts(&self) -> Result<Vec<VerdictRecord>, StoreError> {
         reads::verdicts(&mut *self.conn().await?).await
+    }
+
+    async fn shadow_assessments(
+        &self,
+        shadow_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ShadowRecord>, StoreError> {
+        reads::shadow_assessments(&mut *self.conn().await?, shadow_id, after, limit).await
     }
 
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {

@@ -7,7 +7,7 @@ use riskhook_didit::payload::SessionStatus;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, AuditRecord, CaseFilter, CaseRecord,
     DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord, EventRecord, ReplayFilter,
-    ReplayRecord, Role, SessionRecord, StoreError, UserRecord, VerdictRecord,
+    ReplayRecord, Role, SessionRecord, ShadowRecord, StoreError, UserRecord, VerdictRecord,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row};
@@ -646,6 +646,44 @@ pub(crate) async fn verdicts(conn: &mut PgConnection) -> Result<Vec<VerdictRecor
             user_id: get(row, "user_id")?,
             resolved_at: get(row, "resolved_at")?,
             outcome: parsed(row, "outcome", Outcome::parse)?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn shadow_assessments(
+    conn: &mut PgConnection,
+    shadow_id: &str,
+    after: Option<&str>,
+    page: u32,
+) -> Result<Vec<ShadowRecord>, StoreError> {
+    sqlx::query(
+        "SELECT s.assessment_id, a.user_id, a.evaluated_at, a.assessment, s.decision, s.score,
+                s.policy_hash, s.fired
+         FROM shadow_assessments s JOIN assessments a ON a.id = s.assessment_id
+         WHERE s.shadow_id = $1 AND ($2::text IS NULL OR s.assessment_id > $2)
+         ORDER BY s.assessment_id LIMIT $3",
+    )
+    .bind(shadow_id)
+    .bind(after)
+    .bind(limit(page))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(|row| {
+        let fired: String = get(row, "fired")?;
+        Ok(ShadowRecord {
+            assessment_id: get(row, "assessment_id")?,
+            user_id: get(row, "user_id")?,
+            evaluated_at: get(row, "evaluated_at")?,
+            assessment: get(row, "assessment")?,
+            decision: parse_decision(&get::<String>(row, "decision")?)?,
+            score: u8::try_from(i64::from(get::<i32>(row, "score")?))
+                .map_err(|_| StoreError::Corrupt("shadow score out of range".into()))?,
+            policy_hash: get(row, "policy_hash")?,
+            fired: serde_json::from_str(&fired)
+                .map_err(|e| StoreError::Corrupt(format!("shadow fired rules: {e}")))?,
         })
     })
     .collect()

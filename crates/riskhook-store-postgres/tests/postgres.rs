@@ -25,7 +25,7 @@ async fn three_instances_opening_at_once_migrate_once_and_store_a_delivery_once(
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![], vec![1, 2, 3, 4]],
+        [vec![], vec![], vec![1, 2, 3, 4, 5]],
         "one instance migrates"
     );
     let stores = [a.0, b.0, c.0];

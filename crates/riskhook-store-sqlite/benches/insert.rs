@@ -71,6 +71,7 @@ impl Template {
             policy_hash: assessed.policy.hash.clone(),
             evaluated_at: assessed.evaluated_at,
             json: assessed.to_json(),
+            shadows: Vec::new(),
         };
         let session_id = event.session_id.clone().unwrap();
         Self {

@@ -32,8 +32,8 @@ use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
     Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
     IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ReplayFilter, ReplayRecord,
-    ResolveCase, ReviewOutcome, SessionRecord, Store, StoreError, UiSessionRecord, UserAction,
-    UserRecord, VerdictRecord,
+    ResolveCase, ReviewOutcome, SessionRecord, ShadowRecord, Store, StoreError, UiSessionRecord,
+    UserAction, UserRecord, VerdictRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -142,6 +142,11 @@ fn migrations() -> Vec<Migration> {
             8,
             "workbench sessions",
             include_str!("../migrations/0008_workbench_sessions.sql"),
+        ),
+        migration(
+            9,
+            "shadow assessments",
+            include_str!("../migrations/0009_shadow_assessments.sql"),
         ),
     ]
 }
@@ -518,6 +523,15 @@ impl Store for SqliteStore {
 
     async fn verdicts(&self) -> Result<Vec<VerdictRecord>, StoreError> {
         reads::verdicts(&self.reader).await
+    }
+
+    async fn shadow_assessments(
+        &self,
+        shadow_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ShadowRecord>, StoreError> {
+        reads::shadow_assessments(&self.reader, shadow_id, after, limit).await
     }
 
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {

@@ -5,8 +5,8 @@
 use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AuditRecord, CaseFilter, CaseRecord, DeliveryFilter,
-    DeliveryRecord, DeliveryStatus, EndpointRecord, ReplayFilter, ReplayRecord, Role, StoreError,
-    UiSessionRecord, VerdictRecord,
+    DeliveryRecord, DeliveryStatus, EndpointRecord, ReplayFilter, ReplayRecord, Role, ShadowRecord,
+    StoreError, UiSessionRecord, VerdictRecord,
 };
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite};
@@ -484,6 +484,44 @@ pub(crate) async fn verdicts(pool: &SqlitePool) -> Result<Vec<VerdictRecord>, St
             user_id: get(row, "user_id")?,
             resolved_at: get(row, "resolved_at")?,
             outcome: parsed(row, "outcome", Outcome::parse)?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn shadow_assessments(
+    pool: &SqlitePool,
+    shadow_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ShadowRecord>, StoreError> {
+    sqlx::query(
+        "SELECT s.assessment_id, a.user_id, a.evaluated_at, a.assessment, s.decision, s.score,
+                s.policy_hash, s.fired
+         FROM shadow_assessments s JOIN assessments a ON a.id = s.assessment_id
+         WHERE s.shadow_id = ?1 AND (?2 IS NULL OR s.assessment_id > ?2)
+         ORDER BY s.assessment_id LIMIT ?3",
+    )
+    .bind(shadow_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(|row| {
+        let fired: String = get(row, "fired")?;
+        Ok(ShadowRecord {
+            assessment_id: get(row, "assessment_id")?,
+            user_id: get(row, "user_id")?,
+            evaluated_at: get(row, "evaluated_at")?,
+            assessment: get(row, "assessment")?,
+            decision: parse_decision(&get::<String>(row, "decision")?)?,
+            score: u8::try_from(get::<i64>(row, "score")?)
+                .map_err(|_| StoreError::Corrupt("shadow score out of range".into()))?,
+            policy_hash: get(row, "policy_hash")?,
+            fired: serde_json::from_str(&fired)
+                .map_err(|e| StoreError::Corrupt(format!("shadow fired rules: {e}")))?,
         })
     })
     .collect()

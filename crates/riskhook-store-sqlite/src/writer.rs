@@ -299,6 +299,24 @@ fn record_assessment(
         ])
     })
     .map_err(map_err)?;
+    for shadow in &assessment.shadows {
+        conn.prepare_cached(
+            "INSERT INTO shadow_assessments (shadow_id, assessment_id, policy_hash, score,
+                                             decision, fired)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                shadow.shadow_id,
+                assessment.id,
+                shadow.policy_hash,
+                shadow.score,
+                shadow.decision.as_str(),
+                serde_json::to_string(&shadow.fired).unwrap_or_default(),
+            ])
+        })
+        .map_err(map_err)?;
+    }
     // Every automatic decision is audited, with what it rests on.
     effects::append_audit(conn, NewAuditEntry::assessment_recorded(event, assessment))?;
     Ok(())

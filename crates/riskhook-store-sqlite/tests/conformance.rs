@@ -23,6 +23,7 @@ conformance!(
     the_queue_counts_and_filters_unresolved_cases,
     workbench_sessions_live_until_ended_or_idle,
     backtests_read_session_events_in_arrival_order,
+    shadow_assessments_are_stored_and_change_nothing,
     resolving_a_case_sets_the_verdict,
     four_eyes_needs_a_second_key,
     audit_chain_is_intact,

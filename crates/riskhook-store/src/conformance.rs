@@ -46,6 +46,7 @@ pub fn assessment(n: u32, decision: Decision, score: u8) -> NewAssessment {
         policy_hash: "test-policy".to_owned(),
         evaluated_at: 1_780_000_000 + i64::from(n),
         json: format!("{{\"n\":{n},\"decision\":\"{}\"}}", decision.as_str()),
+        shadows: Vec::new(),
     }
 }
 
@@ -337,6 +338,83 @@ pub async fn backtests_read_session_events_in_arrival_order(store: &dyn Store) {
             verdicts[0].outcome
         ),
         ("u-b1", 50, Outcome::Decline)
+    );
+}
+
+/// Shadow assessments are stored with the real one, in its transaction, change nothing about
+/// the user, and are read back with it in order.
+pub async fn shadow_assessments_are_stored_and_change_nothing(store: &dyn Store) {
+    let shadow = |decision: Decision| crate::NewShadowAssessment {
+        shadow_id: "strict".to_owned(),
+        policy_hash: "strict-hash".to_owned(),
+        score: 90,
+        decision,
+        fired: vec!["rule.a".to_owned(), "rule.b".to_owned()],
+    };
+    for n in 1..=3 {
+        let mut a = assessment(n, Decision::Approve, 5);
+        a.shadows = vec![shadow(Decision::Freeze)];
+        store
+            .ingest(
+                event(
+                    n,
+                    "u-sh",
+                    &format!("sess-sh-{n}"),
+                    "Approved",
+                    1_780_000_000 + i64::from(n),
+                ),
+                Some(a),
+            )
+            .await
+            .unwrap();
+    }
+    // A duplicate delivery stores nothing, its shadow neither.
+    let mut again = assessment(9, Decision::Approve, 5);
+    again.shadows = vec![shadow(Decision::Freeze)];
+    let duplicate = store
+        .ingest(
+            event(1, "u-sh", "sess-sh-1", "Approved", 1_780_000_001),
+            Some(again),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(duplicate, IngestOutcome::Duplicate { .. }),
+        "{duplicate:?}"
+    );
+
+    assert_eq!(
+        status(store, "u-sh").await,
+        UserStatus::Active,
+        "the shadow froze nobody"
+    );
+    assert!(open_case(store, "u-sh").await.is_none());
+    let first = store.shadow_assessments("strict", None, 2).await.unwrap();
+    let ids: Vec<&str> = first.iter().map(|r| r.assessment_id.as_str()).collect();
+    assert_eq!(ids, ["asm_00000001", "asm_00000002"]);
+    let rest = store
+        .shadow_assessments("strict", Some("asm_00000002"), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    let r = &rest[0];
+    assert_eq!(
+        (
+            r.user_id.as_deref(),
+            r.decision,
+            r.score,
+            r.policy_hash.as_str()
+        ),
+        (Some("u-sh"), Decision::Freeze, 90, "strict-hash")
+    );
+    assert_eq!(r.fired, ["rule.a", "rule.b"]);
+    assert_eq!(r.assessment, r#"{"n":3,"decision":"approve"}"#);
+    assert!(
+        store
+            .shadow_assessments("other", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

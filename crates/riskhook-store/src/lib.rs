@@ -135,6 +135,45 @@ pub struct NewAssessment {
     pub evaluated_at: i64,
     /// The whole assessment as canonical JSON (explanation and signal snapshot).
     pub json: String,
+    /// What each shadow policy decided on the same signals: stored with it, in the same
+    /// transaction, and used for nothing but comparison.
+    pub shadows: Vec<NewShadowAssessment>,
+}
+
+/// A shadow policy's assessment of an event, stored next to the real one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewShadowAssessment {
+    /// The shadow's id (`[[policy.shadow]] id`).
+    pub shadow_id: String,
+    /// The shadow policy's content hash.
+    pub policy_hash: String,
+    /// Its score.
+    pub score: u8,
+    /// Its decision.
+    pub decision: Decision,
+    /// The ids of the rules it fired, in policy order.
+    pub fired: Vec<String>,
+}
+
+/// A stored shadow assessment with the real assessment it shadows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowRecord {
+    /// The real assessment's id: the cursor of the next page.
+    pub assessment_id: String,
+    /// The user.
+    pub user_id: Option<String>,
+    /// When it was evaluated (Unix seconds).
+    pub evaluated_at: i64,
+    /// The real assessment, canonical JSON: its decision and fired rules.
+    pub assessment: String,
+    /// The shadow's decision.
+    pub decision: Decision,
+    /// The shadow's score.
+    pub score: u8,
+    /// The shadow policy's hash.
+    pub policy_hash: String,
+    /// The rules the shadow fired.
+    pub fired: Vec<String>,
 }
 
 /// A stored assessment.
@@ -307,6 +346,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Stored session events for a backtest, in arrival order: read-only, a page at a time,
     /// each page its own short read (so a long backtest holds no transaction open).
     async fn replay_events(&self, filter: &ReplayFilter) -> Result<Vec<ReplayRecord>, StoreError>;
+
+    /// A shadow policy's stored assessments with the real ones, in evaluation order, after the
+    /// real assessment `after` (exclusive) when given.
+    async fn shadow_assessments(
+        &self,
+        shadow_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ShadowRecord>, StoreError>;
 
     /// Every resolved case's outcome, oldest first: people's verdicts, a backtest's labels.
     async fn verdicts(&self) -> Result<Vec<VerdictRecord>, StoreError>;

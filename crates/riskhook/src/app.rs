@@ -51,7 +51,8 @@ impl App {
         // is refused because it could not be).
         crate::audit::start(store.as_ref(), &config.audit, clock()).await?;
         let checkpointer = Checkpointer::new(store.clone(), &config.audit, clock.clone())?;
-        let policy = PolicyHandle::load(config.policy_path.as_deref())?;
+        let policy = PolicyHandle::load(config.policy_path.as_deref())?
+            .with_shadows(&config.policy_shadows)?;
         // Connects in the background: a NATS server that is down (or comes up later) does not
         // stop the start; its deliveries wait in the outbox.
         let nats = match &config.nats {

@@ -279,6 +279,12 @@ pub async fn verify_chain(
     store: &dyn Store,
     mut verifier: ChainVerifier,
 ) -> anyhow::Result<ChainReport> {
+    advance(store, &mut verifier).await?;
+    Ok(verifier.finish()?)
+}
+
+/// Checks the entries after those `verifier` has checked, up to the head.
+async fn advance(store: &dyn Store, verifier: &mut ChainVerifier) -> anyhow::Result<()> {
     const PAGE: u32 = 1000;
     loop {
         let page = store.audit(verifier.checked(), PAGE).await?;
@@ -286,7 +292,94 @@ pub async fn verify_chain(
             verifier.check(&entry.fields(), &entry.hash, entry.keyed)?;
         }
         if page.len() < PAGE as usize {
-            return Ok(verifier.finish()?);
+            return Ok(());
+        }
+    }
+}
+
+/// The chain as the workbench's audit page checks it: the whole chain on the first look (and
+/// whenever asked), then only the entries appended since, so a page stays fast on a chain of
+/// millions. Anchors that appear in the anchor file later are checked against the entries they
+/// name. What an incremental look cannot see, an edit to an entry already checked, the full
+/// check (`full`, `riskhook audit verify`) and the audit key catch.
+#[derive(Debug, Default)]
+pub struct ChainWatch {
+    /// The verifier after the last look, and how many anchors it has been given.
+    checked: tokio::sync::Mutex<Option<(ChainVerifier, usize)>>,
+}
+
+/// What a look at the chain found.
+#[derive(Debug, Clone)]
+pub struct ChainLook {
+    /// Whether the chain (and every anchor) holds.
+    pub intact: bool,
+    /// The verdict in words, as `riskhook audit verify` says it.
+    pub verdict: String,
+    /// How many entries this look checked (all of them for a full check).
+    pub checked_now: i64,
+}
+
+impl ChainWatch {
+    /// Looks at the chain: incrementally, or from the first entry when `full`.
+    pub async fn look(&self, store: &dyn Store, config: &AuditConfig, full: bool) -> ChainLook {
+        let broken = |why: String| ChainLook {
+            intact: false,
+            verdict: why,
+            checked_now: 0,
+        };
+        let anchors = match &config.anchor_file {
+            None => Vec::new(),
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => match Checkpoint::parse_lines(&text) {
+                    Ok(anchors) => anchors,
+                    Err(e) => return broken(format!("the anchor file is not usable: {e}")),
+                },
+                // Not written yet: the first checkpoint creates it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return broken(format!("the anchor file cannot be read: {e}")),
+            },
+        };
+        let mut cached = self.checked.lock().await;
+        let (mut verifier, known) = match cached.take() {
+            Some((verifier, known)) if !full && known <= anchors.len() => (verifier, known),
+            _ => (ChainVerifier::with_key(config.key.clone()), 0),
+        };
+        let before = verifier.checked();
+        for anchor in &anchors[known..] {
+            // An anchor of an entry already checked: compare it with that entry directly.
+            if anchor.seq <= verifier.checked() {
+                match store.audit(anchor.seq - 1, 1).await {
+                    Ok(entries)
+                        if entries
+                            .first()
+                            .is_some_and(|e| e.hash == anchor.hash.to_ascii_lowercase()) => {}
+                    Ok(_) => {
+                        return broken(format!(
+                            "audit chain broken at entry {}: it does not match the anchor published for it",
+                            anchor.seq
+                        ));
+                    }
+                    Err(e) => return broken(format!("the audit log could not be read: {e}")),
+                }
+            }
+            if let Err(e) = verifier.anchor(anchor) {
+                return broken(format!("audit chain BROKEN: {e}"));
+            }
+        }
+        if let Err(e) = advance(store, &mut verifier).await {
+            return broken(format!("audit chain BROKEN: {e:#}"));
+        }
+        let checked_now = verifier.checked() - before;
+        match verifier.clone().finish() {
+            Ok(report) => {
+                *cached = Some((verifier, anchors.len()));
+                ChainLook {
+                    intact: true,
+                    verdict: describe(&report, config.key.is_some()),
+                    checked_now,
+                }
+            }
+            Err(e) => broken(format!("audit chain BROKEN: {e}")),
         }
     }
 }

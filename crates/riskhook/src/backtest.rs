@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use riskhook_core::backtest::{Backtest, Replay, Report, Verdict};
+use riskhook_core::assessment::Decision;
+use riskhook_core::backtest::{Backtest, Comparison, Decided, PolicyId, Replay, Report, Verdict};
 use riskhook_core::policy::Policy;
 use riskhook_core::signals::{Signals, didit};
 use riskhook_didit::payload::DiditEvent;
@@ -147,6 +148,81 @@ pub async fn run(
         skipped,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A shadow policy's live report: what it decided at intake, against what the policy in force
+/// then decided, over every stored shadow assessment.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShadowOutcome {
+    /// The shadow's id.
+    pub shadow: String,
+    /// The comparison, the policy in force as `current` and the shadow as `candidate`.
+    #[serde(flatten)]
+    pub report: Report,
+    /// Stored assessments whose real assessment could not be read, skipped.
+    pub skipped: u64,
+}
+
+/// The parts of a stored real assessment a shadow report needs.
+#[derive(Deserialize)]
+struct StoredDecision {
+    decision: Decision,
+    fired: Vec<FiredId>,
+}
+
+#[derive(Deserialize)]
+struct FiredId {
+    rule_id: String,
+}
+
+/// Compares shadow `id` (now `shadow`) with the policy in force over its stored assessments.
+pub async fn shadow_report(
+    store: Arc<dyn Store>,
+    id: String,
+    current: Arc<Policy>,
+    shadow: Arc<Policy>,
+) -> Result<ShadowOutcome, StoreError> {
+    let labels = verdicts(store.as_ref()).await?;
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let rules = current
+            .rules()
+            .into_iter()
+            .chain(shadow.rules())
+            .map(|r| r.id);
+        let mut comparison =
+            Comparison::new(PolicyId::of(&current), PolicyId::of(&shadow), rules, labels);
+        let (mut after, mut skipped) = (None::<String>, 0);
+        loop {
+            let page = runtime.block_on(store.shadow_assessments(&id, after.as_deref(), PAGE))?;
+            let full = page.len() == PAGE as usize;
+            for record in &page {
+                let Ok(real) = serde_json::from_str::<StoredDecision>(&record.assessment) else {
+                    skipped += 1;
+                    continue;
+                };
+                let real_fired: Vec<&str> = real.fired.iter().map(|f| f.rule_id.as_str()).collect();
+                let shadow_fired: Vec<&str> = record.fired.iter().map(String::as_str).collect();
+                comparison.record(Decided {
+                    user_id: record.user_id.as_deref(),
+                    at: record.evaluated_at,
+                    decisions: [real.decision, record.decision],
+                    fired: [&real_fired, &shadow_fired],
+                });
+            }
+            after = page.last().map(|r| r.assessment_id.clone());
+            if !full {
+                break;
+            }
+        }
+        Ok(ShadowOutcome {
+            shadow: id,
+            report: comparison.finish(),
+            skipped,
+        })
+    })
+    .await
+    .map_err(|e| StoreError::Other(Box::new(e)))?
 }
 
 /// The report for people: what changes, then the detail.

@@ -66,6 +66,8 @@ pub struct Config {
     pub didit: DiditConfig,
     /// The policy file, or `None` for the built-in default policy.
     pub policy_path: Option<PathBuf>,
+    /// Shadow policies, evaluated beside the policy in force and stored for comparison.
+    pub policy_shadows: Vec<crate::policy::ShadowSpec>,
     /// API keys for `/v1` (hashes only).
     pub api_keys: ApiKeys,
     /// Manual review.
@@ -444,6 +446,42 @@ struct RawNats {
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     path: Option<PathBuf>,
+    #[serde(default)]
+    shadow: Vec<RawShadow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShadow {
+    id: String,
+    path: PathBuf,
+}
+
+impl RawPolicy {
+    fn shadows(&self) -> anyhow::Result<Vec<crate::policy::ShadowSpec>> {
+        let mut specs: Vec<crate::policy::ShadowSpec> = Vec::new();
+        for (i, raw) in self.shadow.iter().enumerate() {
+            let at = format!("policy.shadow[{i}]");
+            let id = raw.id.trim();
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                bail!(
+                    "invalid configuration: {at}.id: `{id}` must be letters, digits, `-`, `_` or `.`"
+                );
+            }
+            if specs.iter().any(|s| s.id == id) {
+                bail!("invalid configuration: {at}.id: `{id}` is used twice");
+            }
+            specs.push(crate::policy::ShadowSpec {
+                id: id.to_owned(),
+                path: raw.path.clone(),
+            });
+        }
+        Ok(specs)
+    }
 }
 
 #[derive(Deserialize)]
@@ -740,6 +778,7 @@ impl RawConfig {
                 max_connections: self.max_connections,
             },
             didit,
+            policy_shadows: self.policy.shadows()?,
             policy_path: self.policy.path,
             api_keys: ApiKeys(api_keys),
             review: self.review,

@@ -106,6 +106,17 @@ pub fn policy_in_force(previous: Option<(&str, &str)>, name: &str, hash: &str) {
         .set(1.0);
 }
 
+/// A shadow policy decided `to` where the policy in force decided `from`, on a stored event.
+pub fn shadow_disagreement(shadow: String, from: &'static str, to: &'static str) {
+    metrics::counter!(
+        "riskhook_shadow_disagreements_total",
+        "shadow" => shadow,
+        "from" => from,
+        "to" => to
+    )
+    .increment(1);
+}
+
 /// Counts which key and scheme verified a delivery, so an operator sees when an old secret
 /// stops being used and can be revoked.
 pub fn record_verified(verification: &riskhook_didit::webhook::Verification) {

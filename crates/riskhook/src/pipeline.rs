@@ -1,13 +1,18 @@
-//! The ingest pipeline after verification: derive signals, evaluate the policy (pure, outside
-//! the transaction), then store the event, its assessment, the session's and the user's new
-//! state in one transaction. The one place that sequences what happens to an event.
+//! The ingest pipeline after verification: derive signals, evaluate the policy and every
+//! shadow policy (pure, outside the transaction), then store the event, its assessment with
+//! the shadows' assessments, the session's and the user's new state in one transaction. The one
+//! place that sequences what happens to an event.
 
 use riskhook_core::assessment::Assessment;
 use riskhook_core::policy::Policy;
 use riskhook_core::signals::didit;
 use riskhook_didit::axum::VerifiedDiditEvent;
 use riskhook_didit::payload::EventBody;
-use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, Store, StoreError};
+use riskhook_store::{
+    EventRecord, IngestOutcome, NewAssessment, NewShadowAssessment, Store, StoreError,
+};
+
+use crate::policy::Shadow;
 
 /// The record to store for a verified delivery, under our new id `id`.
 pub fn new_event(verified: &VerifiedDiditEvent, id: String) -> EventRecord {
@@ -60,12 +65,33 @@ pub fn assess(
     Some(policy.assess(&signals, now))
 }
 
+/// What each shadow policy decides on the signals `assessment` was made on. Shadows only
+/// observe: nothing they decide reaches a user, a case or a notification.
+pub fn shadow_assessments(assessment: &Assessment, shadows: &[Shadow]) -> Vec<NewShadowAssessment> {
+    shadows
+        .iter()
+        .map(|shadow| {
+            let a = shadow
+                .policy
+                .assess(assessment.signals.clone(), assessment.evaluated_at);
+            NewShadowAssessment {
+                shadow_id: shadow.id.clone(),
+                policy_hash: a.policy.hash,
+                score: a.score,
+                decision: a.decision,
+                fired: a.fired.into_iter().map(|f| f.rule_id).collect(),
+            }
+        })
+        .collect()
+}
+
 /// Stores a verified delivery and applies its effects, in one transaction. Returns the outcome
 /// and the assessment made (also when the event turned out to be a duplicate, in which case
 /// it was not stored).
 pub async fn ingest(
     store: &dyn Store,
     policy: &Policy,
+    shadows: &[Shadow],
     verified: &VerifiedDiditEvent,
 ) -> Result<(IngestOutcome, Option<Assessment>), StoreError> {
     let id = new_event_id();
@@ -77,7 +103,28 @@ pub async fn ingest(
         policy_hash: a.policy.hash.clone(),
         evaluated_at: a.evaluated_at,
         json: a.to_json(),
+        shadows: shadow_assessments(a, shadows),
     });
+    let disagreements: Vec<(String, &'static str, &'static str)> = record
+        .iter()
+        .flat_map(|r| {
+            r.shadows
+                .iter()
+                .filter(|s| s.decision != r.decision)
+                .map(|s| {
+                    (
+                        s.shadow_id.clone(),
+                        r.decision.as_str(),
+                        s.decision.as_str(),
+                    )
+                })
+        })
+        .collect();
     let outcome = store.ingest(new_event(verified, id), record).await?;
+    if matches!(outcome, IngestOutcome::Accepted { .. }) {
+        for (shadow, from, to) in disagreements {
+            crate::metrics::shadow_disagreement(shadow, from, to);
+        }
+    }
     Ok((outcome, assessment))
 }

@@ -26,6 +26,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_policy))
         .routes(routes!(reload_policy))
         .routes(routes!(backtest_policy))
+        .routes(routes!(shadow_report))
+        .routes(routes!(promote_shadow))
 }
 
 /// An assessment with its full explanation (every rule fired, the values it read, the signal
@@ -433,4 +435,95 @@ async fn backtest_policy(
     )
     .await?;
     Ok(Json(outcome))
+}
+
+/// A shadow policy, live: what it decided on every session event stored since it was
+/// configured, against what the policy in force decided, in the shape of a backtest report
+/// (`current` is the policy in force, `candidate` the shadow).
+#[utoipa::path(
+    get,
+    path = "/v1/policy/shadow/{id}",
+    tag = "policy",
+    params(("id" = String, Path, description = "The shadow's id (`[[policy.shadow]] id`)")),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "The comparison", body = Object),
+        (status = 404, description = "No shadow policy with this id is configured"),
+    )
+)]
+async fn shadow_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<crate::backtest::ShadowOutcome>> {
+    caller.require(Role::Read)?;
+    let shadow = state
+        .policy
+        .shadows()
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.policy.clone())
+        .ok_or(ApiError::NotFound("shadow policy"))?;
+    let report =
+        crate::backtest::shadow_report(state.store.clone(), id, state.policy.current(), shadow)
+            .await?;
+    Ok(Json(report))
+}
+
+/// Makes a shadow policy the policy in force, read again from its file now; audited like a
+/// reload. Refused (422, every problem listed) when its file no longer loads. The
+/// configuration's `policy.path` is not rewritten: point it at the shadow's file to keep the
+/// promotion across restarts. On several instances, promote on each (or reload each after
+/// changing the file they share).
+#[utoipa::path(
+    post,
+    path = "/v1/policy/shadow/{id}/promote",
+    tag = "policy",
+    params(("id" = String, Path, description = "The shadow's id")),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The shadow is the policy in force", body = ReloadOut),
+        (status = 404, description = "No shadow policy with this id is configured"),
+        (status = 422, description = "Its file no longer loads; the policy in force stays"),
+    )
+)]
+async fn promote_shadow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ReloadOut>> {
+    caller.require(Role::Admin)?;
+    let promoted = state
+        .policy
+        .promote(&id)
+        .ok_or(ApiError::NotFound("shadow policy"))?;
+    let (previous_hash, new) = promoted.map_err(|e| {
+        tracing::warn!(
+            by = caller.key_id,
+            shadow = id,
+            error = format!("{e:#}"),
+            "shadow promotion refused"
+        );
+        ApiError::PolicyRejected(format!("{e:#}"))
+    })?;
+    tracing::warn!(
+        by = caller.key_id,
+        shadow = id,
+        from = previous_hash,
+        to = new.hash(),
+        "shadow policy promoted: it is in force until the next restart; point policy.path at its file to keep it"
+    );
+    crate::policy::record_in_force(
+        state.store.as_ref(),
+        &new,
+        &format!("shadow `{id}` ({})", state.policy.source_name()),
+        &caller.key_id,
+        (state.clock)(),
+    )
+    .await?;
+    Ok(Json(ReloadOut {
+        previous_hash,
+        hash: new.hash().to_owned(),
+        rules: new.rule_count(),
+    }))
 }

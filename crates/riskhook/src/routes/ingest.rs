@@ -62,8 +62,9 @@ async fn ingest(
     State(AppState { store, policy, .. }): State<AppState>,
     verified: VerifiedDiditEvent,
 ) -> Result<axum::response::Response> {
-    let policy = policy.current();
-    let (outcome, assessment) = pipeline::ingest(store.as_ref(), &policy, &verified).await?;
+    let (current, shadows) = (policy.current(), policy.shadows());
+    let (outcome, assessment) =
+        pipeline::ingest(store.as_ref(), &current, &shadows, &verified).await?;
     metrics::record_verified(&verified.verification);
     let (status, id, assessment) = match outcome {
         IngestOutcome::Accepted { id, .. } => ("accepted", id, assessment),

@@ -58,6 +58,9 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/ui/deliveries/{id}/retry", post(actions::retry_delivery))
         .route("/ui/policy", get(pages::policy))
         .route("/ui/static/workbench.css", get(stylesheet))
+        .layer(axum::Extension(std::sync::Arc::new(
+            crate::audit::ChainWatch::default(),
+        )))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use riskhook_core::assessment::{Decision, Firing, NotEvaluated, UserStatus};
@@ -21,6 +24,7 @@ use super::views::{
     TimelineRow, UserCaseRow, UserPage, UserView, choices,
 };
 use super::{UiError, redirect, render, words};
+use crate::audit::ChainWatch;
 use crate::state::AppState;
 
 /// Rows per page of the queue and the audit log.
@@ -470,16 +474,23 @@ pub(crate) async fn approvals(
 pub(crate) struct AuditQuery {
     /// Show the entries up to this position (default: the newest).
     upto: Option<i64>,
+    /// Check the whole chain again, not only what was appended since the last look.
+    full: Option<String>,
 }
 
-/// The audit log, newest page first, under the result of verifying the whole chain (with the
-/// service's audit key and its anchor file, when configured).
+/// The audit log, newest page first, under the result of checking the chain (with the
+/// service's audit key and its anchor file, when configured): incrementally, or all of it on
+/// request.
 pub(crate) async fn audit(
     State(state): State<AppState>,
+    Extension(watch): Extension<Arc<ChainWatch>>,
     analyst: Analyst,
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, UiError> {
-    let (intact, verdict) = verify(&state).await;
+    let full = given(query.full.as_ref()).is_some();
+    let look = watch
+        .look(state.store.as_ref(), &state.config.audit, full)
+        .await;
     let head = state.store.audit_head().await?.map_or(0, |h| h.seq);
     let upto = query.upto.unwrap_or(head).clamp(0, head);
     let from = upto.saturating_sub(i64::from(PAGE));
@@ -503,40 +514,15 @@ pub(crate) async fn audit(
     rows.reverse();
     let page = AuditPage {
         chrome: chrome(&analyst, "audit", "Audit log"),
-        intact,
-        verdict,
+        intact: look.intact,
+        verdict: look.verdict,
+        checked_now: look.checked_now,
+        full,
         rows,
         older: (from > 0).then_some(from),
         newer: (upto < head).then(|| (upto + i64::from(PAGE)).min(head)),
     };
     render(&page)
-}
-
-/// Walks the whole chain as `riskhook audit verify` does.
-async fn verify(state: &AppState) -> (bool, String) {
-    let audit = &state.config.audit;
-    let mut verifier = riskhook_core::audit::ChainVerifier::with_key(audit.key.clone());
-    if let Some(path) = &audit.anchor_file {
-        match std::fs::read_to_string(path) {
-            Ok(text) => match riskhook_core::audit::Checkpoint::parse_lines(&text) {
-                Ok(anchors) => {
-                    for anchor in &anchors {
-                        if let Err(e) = verifier.anchor(anchor) {
-                            return (false, format!("The anchor file is not usable: {e}"));
-                        }
-                    }
-                }
-                Err(e) => return (false, format!("The anchor file is not usable: {e}")),
-            },
-            // Not written yet: the first checkpoint creates it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return (false, format!("The anchor file cannot be read: {e}")),
-        }
-    }
-    match crate::audit::verify_chain(state.store.as_ref(), verifier).await {
-        Ok(report) => (true, crate::audit::describe(&report, audit.key.is_some())),
-        Err(e) => (false, format!("audit chain BROKEN: {e:#}")),
-    }
 }
 
 // --- Deliveries -----------------------------------------------------------------------------

@@ -288,6 +288,9 @@ pub(crate) struct AuditPage {
     pub(crate) chrome: Chrome,
     pub(crate) intact: bool,
     pub(crate) verdict: String,
+    /// Entries this look checked (all of them when `full`).
+    pub(crate) checked_now: i64,
+    pub(crate) full: bool,
     pub(crate) rows: Vec<AuditRow>,
     pub(crate) older: Option<i64>,
     pub(crate) newer: Option<i64>,

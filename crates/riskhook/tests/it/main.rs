@@ -21,5 +21,6 @@ mod review_story;
 mod roles;
 mod scoring;
 mod sessions;
+mod shadow;
 mod workbench;
 mod workbench_browser;

@@ -104,7 +104,9 @@ async fn every_arrival_order_of_a_session_ends_in_the_same_state() {
         let store = SqliteStore::open("sqlite::memory:").await.unwrap();
         let mut ids = Vec::new();
         for &i in &order {
-            let (outcome, _) = pipeline::ingest(&store, &policy, &events[i]).await.unwrap();
+            let (outcome, _) = pipeline::ingest(&store, &policy, &[], &events[i])
+                .await
+                .unwrap();
             let IngestOutcome::Accepted { id, .. } = outcome else {
                 panic!("{order:?}: not accepted");
             };

@@ -703,3 +703,55 @@ async fn the_workbench_can_be_turned_off() {
         assert_eq!(browser.get(path).await.status, 404, "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_audit_page_checks_new_entries_and_the_whole_chain_on_request() {
+    let app = workbench("").await;
+    sanctioned(&app, "u-audit-1").await;
+    let (mut reader, _) = Browser::signed_in(&app, READ_KEY).await;
+    let first = reader.get("/ui/audit").await;
+    assert!(first.html.contains("audit chain intact"), "{}", first.html);
+    sanctioned(&app, "u-audit-2").await;
+    let second = reader.get("/ui/audit").await;
+    assert!(
+        second.html.contains("audit chain intact"),
+        "{}",
+        second.html
+    );
+    assert!(
+        second.html.contains("then the 3 entries appended since"),
+        "{}",
+        second.html
+    );
+
+    // An entry already checked is edited behind riskhook's back (the trigger dropped first).
+    let path = app
+        .state
+        .config
+        .database_url
+        .expose()
+        .strip_prefix("sqlite://")
+        .unwrap()
+        .to_owned();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_no_update;
+         UPDATE audit_log SET reason = 'edited' WHERE seq = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    // A look at what is new does not see it; the whole chain, checked on request, does.
+    let incremental = reader.get("/ui/audit").await;
+    assert!(
+        incremental.html.contains("audit chain intact"),
+        "{}",
+        incremental.html
+    );
+    let full = reader.get("/ui/audit?full=1").await;
+    assert!(full.html.contains("audit chain BROKEN"), "{}", full.html);
+    assert!(full.html.contains("entry 1"), "{}", full.html);
+    assert!(full.html.contains("flash-error"), "{}", full.html);
+    // And every look after that one starts from the first entry again.
+    let again = reader.get("/ui/audit").await;
+    assert!(again.html.contains("audit chain BROKEN"), "{}", again.html);
+}
