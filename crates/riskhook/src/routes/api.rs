@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Body, Params, page_limit};
+use super::extract::{Authorized, Body, Params, page_limit, role};
 use super::openapi;
 use crate::auth::Caller;
 use crate::config::Role;
@@ -393,9 +393,9 @@ struct BacktestIn {
     until: Option<Time>,
 }
 
-/// Replays every stored session event through a candidate policy, next to the policy in force,
-/// and reports what would change. Read-only: nothing is written.
+/// Replays every stored session event through a candidate policy and reports what would change.
 ///
+/// Read-only: nothing is written. The candidate is compared with the policy in force.
 /// The report: `decisions` (from the policy in force to the candidate, by decision, with counts
 /// and example user ids), `users` (statuses, same shape), `queue` (users with evidence waiting
 /// for a person under each), `rules` (firings under each), `labels` (precision and recall of
@@ -415,11 +415,11 @@ struct BacktestIn {
     )
 )]
 async fn backtest_policy(
+    auth: Authorized<role::Admin>,
     State(state): State<AppState>,
-    caller: Caller,
     Body(body): Body<BacktestIn>,
 ) -> Result<Json<crate::backtest::Outcome>> {
-    caller.require(Role::Admin)?;
+    let caller = auth.caller;
     let candidate = riskhook_core::policy::Policy::load(&body.policy)
         .map_err(|e| ApiError::Invalid(format!("the candidate policy does not load: {e}")))?;
     let window = crate::backtest::Window {
@@ -437,9 +437,10 @@ async fn backtest_policy(
     Ok(Json(outcome))
 }
 
-/// A shadow policy, live: what it decided on every session event stored since it was
-/// configured, against what the policy in force decided, in the shape of a backtest report
-/// (`current` is the policy in force, `candidate` the shadow).
+/// A shadow policy's decisions compared with the policy in force's, live.
+///
+/// Over every session event stored since the shadow was configured, in the shape of a backtest
+/// report (`current` is the policy in force, `candidate` the shadow).
 #[utoipa::path(
     get,
     path = "/v1/policy/shadow/{id}",
@@ -452,11 +453,10 @@ async fn backtest_policy(
     )
 )]
 async fn shadow_report(
+    _reader: Authorized<role::Read>,
     State(state): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<crate::backtest::ShadowOutcome>> {
-    caller.require(Role::Read)?;
     let shadow = state
         .policy
         .shadows()
@@ -470,8 +470,10 @@ async fn shadow_report(
     Ok(Json(report))
 }
 
-/// Makes a shadow policy the policy in force, read again from its file now; audited like a
-/// reload. Refused (422, every problem listed) when its file no longer loads. The
+/// Makes a shadow policy the policy in force (audited).
+///
+/// The shadow is read again from its file now; refused (422, every problem listed) when it no
+/// longer loads. Audited like a reload. The
 /// configuration's `policy.path` is not rewritten: point it at the shadow's file to keep the
 /// promotion across restarts. On several instances, promote on each (or reload each after
 /// changing the file they share).
@@ -488,11 +490,11 @@ async fn shadow_report(
     )
 )]
 async fn promote_shadow(
+    auth: Authorized<role::Admin>,
     State(state): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ReloadOut>> {
-    caller.require(Role::Admin)?;
+    let caller = auth.caller;
     let promoted = state
         .policy
         .promote(&id)
