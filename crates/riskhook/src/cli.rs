@@ -63,21 +63,49 @@ pub enum Command {
     Deliveries(DeliveriesCommand),
 }
 
-/// The database a command works on.
+/// The database a command works on: the one `serve` uses with the same configuration.
 #[derive(Debug, Args)]
 pub struct DatabaseArgs {
-    /// The database URL.
-    #[arg(
-        long,
-        env = "RISKHOOK_DATABASE_URL",
-        default_value = "sqlite://riskhook.db"
-    )]
-    pub database_url: String,
-    /// A TOML configuration file, read for its `[audit]` section only: the audit key, which
-    /// commands that append to the audit log need once the chain is keyed (or set
-    /// RISKHOOK_AUDIT__KEY / RISKHOOK_AUDIT__KEY_FILE).
+    /// The database URL. Default: `database_url` of the configuration (`--config`,
+    /// RISKHOOK_* variables), as `serve` reads it: `sqlite://riskhook.db` unless set.
+    #[arg(long, env = "RISKHOOK_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The configuration file `serve` uses: its `database_url`, and the audit key that commands
+    /// appending to the audit log need once the chain is keyed (or RISKHOOK_AUDIT__KEY /
+    /// RISKHOOK_AUDIT__KEY_FILE).
     #[arg(long, short, env = "RISKHOOK_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    /// The database URL: given, or the configuration's.
+    pub fn url(&self) -> anyhow::Result<DatabaseUrl> {
+        match &self.database_url {
+            Some(url) => Ok(DatabaseUrl::new(url.trim())),
+            None => Ok(crate::config::DataSources::load(self.config.as_deref())?.database_url),
+        }
+    }
+
+    /// The database URL of a database that must exist already: only `serve` and `migrate`
+    /// create one, so a command run in the wrong directory or with the wrong configuration
+    /// says so instead of making an empty database there.
+    pub fn existing(&self) -> anyhow::Result<DatabaseUrl> {
+        let url = self.url()?;
+        if let Some(path) = sqlite_file(url.expose())
+            && !Path::new(path).is_file()
+        {
+            bail!(
+                "no database at {path}: give the service's configuration (--config or RISKHOOK_CONFIG) or its database (--database-url or RISKHOOK_DATABASE_URL); `riskhook migrate` or `riskhook serve` creates a new one"
+            );
+        }
+        Ok(url)
+    }
+}
+
+/// The file of a `sqlite://FILE[?options]` URL (not `sqlite::memory:`).
+fn sqlite_file(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("sqlite://")?;
+    Some(path.split('?').next().unwrap_or(path))
 }
 
 /// `riskhook audit …`.
@@ -233,9 +261,8 @@ pub enum PolicyCommand {
     Backtest {
         /// The candidate policy file.
         candidate: PathBuf,
-        /// A TOML configuration file (the database URL and `[policy] path` are read from it).
-        #[arg(long, short, env = "RISKHOOK_CONFIG")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        db: DatabaseArgs,
         /// Only events received at or after this time: RFC 3339 or Unix seconds.
         #[arg(long, value_parser = parse_time)]
         since: Option<i64>,
@@ -526,17 +553,17 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<()> {
         }
         PolicyCommand::Backtest {
             candidate,
-            config,
+            db,
             since,
             until,
             json,
-        } => backtest(&candidate, config.as_deref(), since, until, json).await,
+        } => backtest(&candidate, &db, since, until, json).await,
     }
 }
 
 async fn backtest(
     candidate: &Path,
-    config: Option<&Path>,
+    db: &DatabaseArgs,
     since: Option<i64>,
     until: Option<i64>,
     json: bool,
@@ -544,19 +571,11 @@ async fn backtest(
     let candidate = PolicyHandle::load(Some(candidate))
         .map_err(|e| Refused(format!("{e:#}")))?
         .current();
-    let sources = crate::config::DataSources::load(config)?;
+    let sources = crate::config::DataSources::load(db.config.as_deref())?;
     let current = PolicyHandle::load(sources.policy_path.as_deref())
         .context("the policy in force (policy.path) does not load")?
         .current();
-    let url = sources.database_url.expose();
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && !Path::new(path.split('?').next().unwrap_or(path)).is_file()
-    {
-        bail!(
-            "no database at {path}: give the configuration of the service (--config, RISKHOOK_DATABASE_URL)"
-        );
-    }
-    let store = crate::store::open(&sources.database_url).await?;
+    let store = crate::store::open(&db.existing()?).await?;
     let result = crate::backtest::run(
         store.clone(),
         current,
@@ -654,7 +673,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let applied = crate::store::migrate(&DatabaseUrl::new(args.db.database_url)).await?;
+    let applied = crate::store::migrate(&args.db.url()?).await?;
     if applied.is_empty() {
         println!("database is up to date");
     } else {

@@ -10,7 +10,7 @@ use riskhook_core::audit::{ChainVerifier, Checkpoint};
 use riskhook_store::{DeliveryFilter, DeliveryStatus, Role, Store};
 
 use super::{AuditCommand, DatabaseArgs, DeliveriesCommand, KeysCommand, now};
-use crate::config::{AuditConfig, DatabaseUrl};
+use crate::config::AuditConfig;
 
 /// The audit log's actor for everything done from this command line.
 const ACTOR: &str = "cli";
@@ -27,9 +27,9 @@ async fn open(db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// Opens the store without giving it the audit key: for reading.
+/// Opens the store without giving it the audit key: for reading. The database must exist.
 async fn open_to_read(db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
-    crate::store::open(&DatabaseUrl::new(db.database_url.clone())).await
+    crate::store::open(&db.existing()?).await
 }
 
 fn when(seconds: i64) -> String {

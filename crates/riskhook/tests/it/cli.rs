@@ -693,3 +693,80 @@ async fn every_acknowledged_event_survives_a_sigkill_during_a_loadgen_run() {
         lost.iter().take(5).collect::<Vec<_>>()
     );
 }
+
+/// Every command reads the configuration `serve` reads (issue 16, finding 1): run elsewhere
+/// without it, a command says where it looked instead of making an empty database there; with
+/// `--config` or RISKHOOK_CONFIG it finds the service's database.
+#[test]
+fn commands_use_the_configurations_database_and_never_create_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let db = dir.path().join("service.db");
+    let config = dir.path().join("riskhook.toml");
+    std::fs::write(
+        &config,
+        format!("database_url = \"sqlite://{}\"\n", db.display()),
+    )
+    .unwrap();
+    let run = |args: &[&str], env: &[(&str, &std::path::Path)]| {
+        let mut command = riskhook();
+        command.current_dir(elsewhere.path()).args(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    for args in [
+        &["keys", "list"][..],
+        &["audit", "verify"],
+        &["deliveries", "list"],
+    ] {
+        let refused = run(args, &[]);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("no database at riskhook.db"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !elsewhere.path().join("riskhook.db").exists(),
+            "{args:?} made a database"
+        );
+    }
+    let config_arg = config.display().to_string();
+    let migrated = run(&["migrate", "--config", &config_arg], &[]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(db.is_file(), "migrate creates the configured database");
+    let created = run(
+        &[
+            "keys",
+            "create",
+            "--config",
+            &config_arg,
+            "--name",
+            "ops",
+            "--role",
+            "read",
+        ],
+        &[],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let listed = run(&["keys", "list"], &[("RISKHOOK_CONFIG", config.as_path())]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("ops"));
+    let verified = run(&["audit", "verify", "-c", &config_arg], &[]);
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("audit chain intact: 1 entry"));
+    assert!(!elsewhere.path().join("riskhook.db").exists());
+}

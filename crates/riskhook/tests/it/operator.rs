@@ -37,6 +37,7 @@ fn keys_are_created_listed_and_revoked_and_the_audit_chain_catches_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ops.db");
     let db = format!("sqlite://{}", path.display());
+    ok(&riskhook(&db, &["migrate"]));
 
     let alice = ok(&riskhook(
         &db,
@@ -102,6 +103,7 @@ fn a_deleted_audit_entry_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ops.db");
     let db = format!("sqlite://{}", path.display());
+    ok(&riskhook(&db, &["migrate"]));
     for name in ["a", "b", "c"] {
         ok(&riskhook(
             &db,
