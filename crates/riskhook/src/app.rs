@@ -34,16 +34,29 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the store named by the configuration and binds the listener.
+    /// Binds the listener, then opens the store named by the configuration. In that order: a
+    /// start that cannot listen (the port is taken) fails before it creates or touches a
+    /// database.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = bind(&config).await?;
         let store =
             crate::store::open_with(&config.database_url, config.database_max_connections).await?;
-        Self::build_with(config, store, system_clock()).await
+        Self::assemble(config, listener, store, system_clock()).await
     }
 
     /// [`App::build`] with an already open store and a chosen clock.
     pub async fn build_with(
         config: Config,
+        store: Arc<dyn Store>,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        let listener = bind(&config).await?;
+        Self::assemble(config, listener, store, clock).await
+    }
+
+    async fn assemble(
+        config: Config,
+        listener: TcpListener,
         store: Arc<dyn Store>,
         clock: Clock,
     ) -> anyhow::Result<Self> {
@@ -84,9 +97,7 @@ impl App {
         )
         .await
         .context("cannot record the policy in force in the audit log")?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        summarise(&config, &policy, store.as_ref()).await;
         Ok(Self {
             listener,
             state: AppState {
@@ -264,5 +275,43 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
             () = ctrl_c => {},
             () = terminate => {},
         }
+    }
+}
+
+async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))
+}
+
+/// One line saying what this instance runs with, and a warning when nobody could use the API
+/// or the workbench because no API key exists yet.
+async fn summarise(config: &Config, policy: &PolicyHandle, store: &dyn Store) {
+    let stored_keys = match store.keys().await {
+        Ok(keys) => keys.iter().filter(|k| k.revoked_at.is_none()).count(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the API keys in the database");
+            0
+        }
+    };
+    let api_keys = config.api_keys.len() + stored_keys;
+    let current = policy.current();
+    tracing::info!(
+        backend = %crate::store::describe(config.database_url.expose()).trim_matches('"'),
+        policy = %current.name(),
+        policy_hash = %current.hash(),
+        policy_source = %policy.source_name(),
+        shadows = policy.shadows().len(),
+        four_eyes = config.review.four_eyes,
+        api_keys,
+        notification_endpoints = config.notify.webhooks.len(),
+        nats = config.nats.is_some(),
+        workbench = config.ui.enabled,
+        "riskhook configuration"
+    );
+    if api_keys == 0 {
+        tracing::warn!(
+            "no API key exists: the /v1 API and the /ui workbench refuse everyone; make one with `riskhook keys create --principal NAME --role admin` (same --config), or configure [[api_keys]]"
+        );
     }
 }

@@ -278,6 +278,11 @@ impl ApiKeys {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// How many keys are configured.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// `sha256:<hex>` of an API key: what goes in the configuration.

@@ -97,7 +97,7 @@ pub async fn open_sqlite(url: &DatabaseUrl) -> anyhow::Result<SqliteStore> {
 }
 
 /// The URL without credentials, for error messages.
-fn describe(url: &str) -> String {
+pub fn describe(url: &str) -> String {
     format!("{:?}", DatabaseUrl::new(url))
         .trim_start_matches("DatabaseUrl(")
         .trim_end_matches(')')

@@ -770,3 +770,79 @@ fn commands_use_the_configurations_database_and_never_create_one() {
     assert!(String::from_utf8_lossy(&verified.stdout).contains("audit chain intact: 1 entry"));
     assert!(!elsewhere.path().join("riskhook.db").exists());
 }
+
+/// A start that cannot listen fails before it touches a database (issue 16, finding 4).
+#[test]
+fn a_taken_port_fails_the_start_before_any_database_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let db = dir.path().join("never.db");
+    let out = riskhook()
+        .arg("serve")
+        .env("RISKHOOK_DIDIT_SECRET", SECRET)
+        .env("RISKHOOK_LISTEN", taken.local_addr().unwrap().to_string())
+        .env(
+            "RISKHOOK_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(!db.exists(), "a failed start leaves no database behind");
+}
+
+/// Text logs to a pipe carry no colour codes, and the start says what it runs with, warning
+/// when no API key exists (issue 16, finding 5).
+#[test]
+fn the_start_is_summarised_in_plain_text_and_warns_without_api_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = riskhook()
+        .arg("serve")
+        .env("RISKHOOK_DIDIT_SECRET", SECRET)
+        .env("RISKHOOK_LISTEN", "127.0.0.1:0")
+        .env("RISKHOOK_LOG_FORMAT", "text")
+        .env(
+            "RISKHOOK_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("s.db").display()),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut log = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let done = line.contains("riskhook listening");
+        log.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.join("\n");
+    assert!(!log.contains('\u{1b}'), "no ANSI codes in a pipe: {log:?}");
+    let summary = log
+        .lines()
+        .find(|l| l.contains("riskhook configuration"))
+        .unwrap_or_else(|| panic!("no summary: {log}"));
+    for field in [
+        "backend=",
+        "sqlite://",
+        "policy=default",
+        "four_eyes=false",
+        "api_keys=0",
+        "notification_endpoints=0",
+        "nats=false",
+        "workbench=true",
+    ] {
+        assert!(summary.contains(field), "{field}: {summary}");
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("no API key exists")),
+        "{log}"
+    );
+}
