@@ -61,6 +61,21 @@ pub enum Command {
     /// Inspect and retry outbound notification deliveries.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `riskhook config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (defaults, then `--config`, then RISKHOOK_* variables)
+    /// as TOML, validated as `serve` validates it, with every secret shown as `***`.
+    Show {
+        /// The configuration file `serve` uses.
+        #[arg(long, short, env = "RISKHOOK_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The database a command works on: the one `serve` uses with the same configuration.
@@ -430,6 +445,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => admin::keys(command).await,
         Command::Audit(command) => admin::audit(command).await,
         Command::Deliveries(command) => admin::deliveries(command).await,
+        Command::Config(ConfigCommand::Show { config }) => {
+            print!("{}", crate::config::show(config.as_deref())?);
+            Ok(())
+        }
     }
 }
 

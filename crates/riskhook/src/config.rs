@@ -589,6 +589,56 @@ impl Config {
     }
 }
 
+/// The effective configuration, every layer merged, as TOML with every secret masked: what
+/// `serve` would run with (it is validated first, so an invalid configuration is refused here
+/// with the same message as at start).
+pub fn show(file: Option<&Path>) -> anyhow::Result<String> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    Config::load_with_env(file, env.clone())?;
+    let mut value: toml::Table = layers(file, &env)?
+        .extract()
+        .map_err(|e| anyhow::anyhow!(describe_figment_error(&e)))?;
+    mask_table(&mut value);
+    Ok(toml::to_string_pretty(&value)?)
+}
+
+/// Keys whose values are secrets: replaced by `***`. (`*_file` and `*_env` name where a secret
+/// is, not the secret, and stay; API key hashes are not secrets.)
+const SECRET_KEYS: &[&str] = &["secret", "key", "password", "token"];
+
+fn mask_table(table: &mut toml::Table) {
+    for (name, value) in table.iter_mut() {
+        if SECRET_KEYS.contains(&name.as_str()) {
+            *value = toml::Value::String("***".to_owned());
+            continue;
+        }
+        mask_value(value);
+    }
+}
+
+fn mask_value(value: &mut toml::Value) {
+    match value {
+        toml::Value::Table(t) => mask_table(t),
+        toml::Value::Array(items) => items.iter_mut().for_each(mask_value),
+        // A URL's password (`scheme://user:password@host`).
+        toml::Value::String(s) => *s = mask_url_password(s),
+        _ => {}
+    }
+}
+
+fn mask_url_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return text.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => text.to_owned(),
+    }
+}
+
 /// Where a command that reads the service's data finds it: the database URL and the policy in
 /// force, from the same layers as [`Config::load`] (for `riskhook policy backtest`, which needs
 /// neither a Didit secret nor a listener).

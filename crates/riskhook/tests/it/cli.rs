@@ -846,3 +846,102 @@ fn the_start_is_summarised_in_plain_text_and_warns_without_api_keys() {
         "{log}"
     );
 }
+
+/// `riskhook config show` prints what serve would run with, every secret masked (issue 16,
+/// finding 7).
+#[test]
+fn config_show_prints_the_effective_configuration_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("riskhook.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9999\"\n\
+         database_url = \"postgres://riskhook:db-password-123@db.internal:5432/riskhook\"\n\
+         [audit]\nkey = \"an-audit-key-of-at-least-16-bytes\"\n\
+         [review]\nfour_eyes = true\n",
+    )
+    .unwrap();
+    let out = riskhook()
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .env("RISKHOOK_DIDIT_SECRET", "whsec-very-secret")
+        .env("RISKHOOK_UI__SESSION_IDLE", "2h")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in [
+        "whsec-very-secret",
+        "db-password-123",
+        "an-audit-key-of-at-least-16-bytes",
+    ] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    let shown: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(shown["listen"].as_str(), Some("127.0.0.1:9999"));
+    assert_eq!(
+        shown["database_url"].as_str(),
+        Some("postgres://riskhook:***@db.internal:5432/riskhook")
+    );
+    assert_eq!(shown["didit"]["secret"].as_str(), Some("***"));
+    assert_eq!(shown["audit"]["key"].as_str(), Some("***"));
+    assert_eq!(shown["review"]["four_eyes"].as_bool(), Some(true));
+    assert_eq!(
+        shown["ui"]["session_idle"].as_str(),
+        Some("2h"),
+        "the environment wins"
+    );
+    assert_eq!(
+        shown["ui"]["enabled"].as_bool(),
+        Some(true),
+        "defaults are shown"
+    );
+
+    // An invalid configuration is refused as serve refuses it.
+    let invalid = riskhook()
+        .args(["config", "show"])
+        .env("RISKHOOK_DIDIT_SECRET", "s")
+        .env("RISKHOOK_LISTEN", "nowhere")
+        .output()
+        .unwrap();
+    assert!(!invalid.status.success());
+    assert!(String::from_utf8_lossy(&invalid.stderr).contains("listen"));
+}
+
+/// The sample production configuration in `deploy/` stays valid (secret paths pointed at test
+/// files).
+#[test]
+fn the_sample_configuration_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/riskhook.toml"),
+    )
+    .unwrap();
+    for name in ["didit-webhook", "audit-key"] {
+        std::fs::write(dir.path().join(name), "a-test-secret-of-32-bytes-or-more!!").unwrap();
+    }
+    let file = dir.path().join("riskhook.toml");
+    std::fs::write(
+        &file,
+        sample
+            .replace("/etc/riskhook/secrets", &dir.path().display().to_string())
+            .replace("/var/lib/riskhook", &dir.path().display().to_string()),
+    )
+    .unwrap();
+    let out = riskhook()
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(shown["review"]["four_eyes"].as_bool(), Some(true));
+}
