@@ -130,14 +130,29 @@ impl PostgresStore {
     }
 
     /// Connects without migrating: for `riskhook migrate` to report what it does. Fails with
-    /// [`StoreError::Unavailable`] when the server cannot be reached within
-    /// [`STARTUP_TIMEOUT`] (a refused connection is retried until then, so instances may
-    /// start just before their database does).
+    /// [`StoreError::Unavailable`] at once when the connection is refused (nothing listens at
+    /// that address), and when the server cannot be reached within [`STARTUP_TIMEOUT`]
+    /// otherwise (a server still starting is waited for, so instances may start just before
+    /// their database does).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         // The URL's own text never goes into the error: it may hold the password.
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
             .application_name("riskhook");
+        // A server that refuses the connection outright is not starting up: nothing listens
+        // there. Say so at once, naming where, instead of retrying until the deadline.
+        if let Err(sqlx::Error::Io(io)) = options.connect().await
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Err(StoreError::Unavailable(
+                format!(
+                    "connection refused at {}:{}: is PostgreSQL running and listening there?",
+                    options.get_host(),
+                    options.get_port()
+                )
+                .into(),
+            ));
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -156,6 +171,45 @@ impl PostgresStore {
                 Err(sqlx::Error::PoolTimedOut) if Instant::now() < deadline => {}
                 Err(e) => return Err(map_err(e)),
             }
+        }
+    }
+
+    /// Creates the database `url` names when the server says it does not exist (SQLSTATE
+    /// 3D000), connected to the server's `postgres` database with the same credentials. Returns
+    /// the name of the database created, if one was. For `riskhook migrate`.
+    pub async fn create_database_if_missing(url: &str) -> Result<Option<String>, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
+            .application_name("riskhook");
+        match options.connect().await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                Ok(None)
+            }
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("3D000") => {
+                let name = options.get_database().unwrap_or("postgres").to_owned();
+                let mut admin = options
+                    .clone()
+                    .database("postgres")
+                    .connect()
+                    .await
+                    .map_err(map_err)?;
+                let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+                let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+                    .execute(&mut admin)
+                    .await;
+                let _ = admin.close().await;
+                match created {
+                    Ok(_) => Ok(Some(name)),
+                    // Another instance created it meanwhile.
+                    Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(map_err(e)),
+                }
+            }
+            // Anything else (refused, unreachable, bad credentials): `connect` reports it.
+            Err(_) => Ok(None),
         }
     }
 

@@ -97,6 +97,12 @@ impl DatabaseGuard {
     }
 
     /// Drops the database now, reporting failure.
+    /// Drops the database now but stays armed: whatever recreates it under the same name (a
+    /// test of `riskhook migrate` creating a missing database) is dropped with the guard.
+    pub async fn drop_now(&self) -> Result<(), StoreError> {
+        drop_database(&self.admin, &self.name).await
+    }
+
     pub async fn remove(mut self) -> Result<(), StoreError> {
         self.removed = true;
         drop_database(&self.admin, &self.name).await

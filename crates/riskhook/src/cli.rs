@@ -307,6 +307,23 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
         })
 }
 
+/// An error and its causes on one line, `a: b: c`, leaving out a cause whose text the one
+/// before it already says (database drivers often repeat their inner error in their own).
+pub fn report(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
 /// Input the command refuses (a candidate policy that does not load): exit status 2, so a
 /// script can tell it from a failure to run.
 #[derive(Debug, thiserror::Error)]

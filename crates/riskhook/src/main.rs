@@ -9,7 +9,7 @@ async fn main() -> std::process::ExitCode {
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::report(&e));
             if e.downcast_ref::<cli::Refused>().is_some() {
                 std::process::ExitCode::from(2)
             } else {

@@ -75,6 +75,12 @@ pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<i64>> {
             applied
         }
         Backend::Postgres => {
+            if let Some(name) = PostgresStore::create_database_if_missing(url.expose())
+                .await
+                .with_context(|| format!("cannot create the database {described}"))?
+            {
+                eprintln!("created the database {name}");
+            }
             let store = PostgresStore::connect(url.expose(), 1)
                 .await
                 .with_context(|| format!("cannot open the database {described}"))?;
