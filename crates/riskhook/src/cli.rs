@@ -416,14 +416,24 @@ impl SecretArgs {
 /// `riskhook sign`.
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// The JSON body file, signed byte for byte as it is.
+    /// The JSON body file.
     pub body: PathBuf,
     #[command(flatten)]
     pub secret: SecretArgs,
-    /// X-Timestamp to sign with (default: the body's `timestamp`, or now).
+    /// The delivery's time (default: now). The body's `timestamp` field is set to it, as
+    /// Didit's body carries the time X-Timestamp says (see --keep-body).
     #[arg(long)]
     pub timestamp: Option<i64>,
-    /// Print a JSON object instead of header lines.
+    /// Sign the file byte for byte, as it is: X-Timestamp is --timestamp, else the body's own
+    /// `timestamp`, else now. For replaying a captured delivery unchanged.
+    #[arg(long)]
+    pub keep_body: bool,
+    /// Write the body that was signed (restamped unless --keep-body) to this file. Without it,
+    /// a restamped body is printed after the headers and a blank line.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print a JSON object (`headers`, and `body` when it was restamped and not written to
+    /// --out) instead of header lines.
     #[arg(long)]
     pub json: bool,
 }
@@ -730,22 +740,42 @@ fn now() -> i64 {
 
 fn sign(args: &SignArgs) -> anyhow::Result<()> {
     let key = args.secret.key()?;
-    let body = read_body(&args.body)?;
-    let timestamp = args
-        .timestamp
-        .or_else(|| delivery::body_timestamp(&body))
-        .unwrap_or_else(now);
+    let file = read_body(&args.body)?;
+    let (body, timestamp) = if args.keep_body {
+        let timestamp = args
+            .timestamp
+            .or_else(|| delivery::body_timestamp(&file))
+            .unwrap_or_else(now);
+        (file, timestamp)
+    } else {
+        let timestamp = args.timestamp.unwrap_or_else(now);
+        (delivery::restamp(&file, timestamp), timestamp)
+    };
     let headers = SignedHeaders::sign(&key, &body, timestamp);
+    if let Some(out) = &args.out {
+        std::fs::write(out, &body).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    // The signed body must travel with the headers: printed unless it is the file as it was,
+    // or it was written to --out.
+    let print_body = !args.keep_body && args.out.is_none();
     if args.json {
         let map: serde_json::Map<String, serde_json::Value> = headers
             .pairs()
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.into()))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&map)?);
+        let mut out = serde_json::json!({ "headers": map });
+        if print_body {
+            out["body"] = String::from_utf8_lossy(&body).into_owned().into();
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for (name, value) in headers.pairs() {
             println!("{name}: {value}");
+        }
+        if print_body {
+            println!();
+            println!("{}", String::from_utf8_lossy(&body));
         }
     }
     Ok(())

@@ -23,7 +23,7 @@ fn sign_prints_the_headers_didit_sends_for_spec_vector_a() {
     let body = dir.path().join("a.json");
     std::fs::write(&body, VECTOR_A).unwrap();
     let out = riskhook()
-        .args(["sign", body.to_str().unwrap()])
+        .args(["sign", "--keep-body", body.to_str().unwrap()])
         .env("RISKHOOK_DIDIT_SECRET", SECRET)
         .output()
         .unwrap();
@@ -53,13 +53,72 @@ fn sign_prints_the_headers_didit_sends_for_spec_vector_a() {
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
     let json = riskhook()
-        .args(["sign", "--json", "--secret-file"])
+        .args(["sign", "--keep-body", "--json", "--secret-file"])
         .arg(&secret_file)
         .arg(&body)
         .output()
         .unwrap();
-    let headers: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(headers["X-Signature"], expected);
+    let signed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(signed["headers"]["X-Signature"], expected);
+    assert!(signed.get("body").is_none(), "the file is the body");
+}
+
+/// By default `sign` restamps a fixture to now, as `send` does, and hands over the body it
+/// signed: the headers and that body are accepted by the service (issue 16, finding 6).
+#[tokio::test]
+async fn sign_restamps_so_its_headers_and_body_are_accepted() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("signed.json");
+    let fixture = fixtures_dir().join("status-updated-approved.json");
+    let signed = {
+        let (fixture, out) = (fixture.clone(), out.clone());
+        tokio::task::spawn_blocking(move || {
+            riskhook()
+                .arg("sign")
+                .arg(&fixture)
+                .arg("--out")
+                .arg(&out)
+                .env("RISKHOOK_DIDIT_SECRET", SECRET)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let text = String::from_utf8(signed.stdout).unwrap();
+    let body = std::fs::read(&out).unwrap();
+    let mut request = app.client.post(app.webhook_url()).body(body.clone());
+    for line in text.lines() {
+        let (name, value) = line.split_once(": ").unwrap();
+        request = request.header(name, value);
+    }
+    let reply = request.send().await.unwrap();
+    assert_eq!(reply.status(), 200, "{}", reply.text().await.unwrap());
+    let stamped = riskhook::delivery::body_timestamp(&body).unwrap();
+    assert!((now() - stamped).abs() < 60, "restamped to now");
+
+    // Without --out, the restamped body follows the headers after a blank line.
+    let printed = tokio::task::spawn_blocking(move || {
+        riskhook()
+            .arg("sign")
+            .arg(&fixture)
+            .env("RISKHOOK_DIDIT_SECRET", SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(printed.stdout).unwrap();
+    let (headers, body) = text.split_once("\n\n").unwrap();
+    assert!(headers.starts_with("X-Timestamp: "), "{text}");
+    let body: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    assert!(body["timestamp"].is_number(), "{body}");
 }
 
 #[test]
