@@ -97,14 +97,7 @@ impl PolicyHandle {
         let shadow = self.shadows().iter().find(|s| s.id == id)?.clone();
         Some(read(Some(&shadow.path)).map(|policy| {
             let policy = Arc::new(policy);
-            let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-            let old = current.hash().to_owned();
-            crate::metrics::policy_in_force(
-                Some((current.name(), current.hash())),
-                policy.name(),
-                policy.hash(),
-            );
-            *current = policy.clone();
+            let old = self.install(policy.clone());
             *self.path.write().unwrap_or_else(PoisonError::into_inner) = Some(shadow.path);
             (old, policy)
         }))
@@ -156,6 +149,12 @@ impl PolicyHandle {
             (Err(a), Err(b)) => anyhow::bail!("{a:#}\n{b:#}"),
         };
         *self.shadows.write().unwrap_or_else(PoisonError::into_inner) = shadows;
+        let old = self.install(policy.clone());
+        Ok((old, policy))
+    }
+
+    /// Puts `policy` in force; returns the hash of the one it replaces.
+    fn install(&self, policy: Arc<Policy>) -> String {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         let old = current.hash().to_owned();
         crate::metrics::policy_in_force(
@@ -163,8 +162,8 @@ impl PolicyHandle {
             policy.name(),
             policy.hash(),
         );
-        *current = policy.clone();
-        Ok((old, policy))
+        *current = policy;
+        old
     }
 }
 

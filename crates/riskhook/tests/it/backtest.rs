@@ -4,29 +4,17 @@
 //! CLI alike; a broken candidate is refused with every problem (exit status 2, 422) and nothing
 //! is written.
 
-use std::process::Command;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_KEY, REVIEW_KEY, TestApp, now, spawn_app_with_keys};
+use crate::cli::riskhook;
+use crate::helpers::{
+    ADMIN_KEY, BROKEN_POLICY, REVIEW_KEY, TestApp, lenient_candidate, now, spawn_app_with_keys,
+};
 
 const SANCTIONS: &str = "status-updated-declined-sanctions.json";
 const RISKY: &str = "status-updated-in-review-risky.json";
 const APPROVED: &str = "status-updated-approved-full.json";
-
-/// The default policy, sanctions lowered to 40 points and a review, the freeze line at 80.
-fn candidate() -> String {
-    let text = riskhook_core::policy::DEFAULT_POLICY
-        .replacen(
-            "points = 100\ndecision = \"freeze\"\nreason = \"A sanctions",
-            "points = 40\ndecision = \"review\"\nreason = \"A sanctions",
-            1,
-        )
-        .replacen("freeze = 70", "freeze = 80", 1);
-    assert_ne!(text, riskhook_core::policy::DEFAULT_POLICY);
-    text
-}
 
 /// Two sanctions hits, a risky session, a clean one; people declined one sanctioned user and
 /// approved the risky one.
@@ -136,7 +124,7 @@ async fn a_known_candidate_gives_the_expected_report_through_the_api() {
             Method::POST,
             "/v1/policy/backtest",
             Some(ADMIN_KEY),
-            &json!({"policy": candidate()}),
+            &json!({"policy": lenient_candidate()}),
         )
         .await;
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -148,7 +136,7 @@ async fn a_known_candidate_gives_the_expected_report_through_the_api() {
             Method::POST,
             "/v1/policy/backtest",
             Some(ADMIN_KEY),
-            &json!({"policy": candidate(), "until": "2000-01-01T00:00:00Z"}),
+            &json!({"policy": lenient_candidate(), "until": "2000-01-01T00:00:00Z"}),
         )
         .await;
     assert_eq!((empty.status, &empty.json["events"]), (200, &json!(0)));
@@ -158,7 +146,7 @@ async fn a_known_candidate_gives_the_expected_report_through_the_api() {
             Method::POST,
             "/v1/policy/backtest",
             Some(REVIEW_KEY),
-            &json!({"policy": candidate()}),
+            &json!({"policy": lenient_candidate()}),
         )
         .await;
     assert_eq!(reviewer.status, 403);
@@ -167,7 +155,7 @@ async fn a_known_candidate_gives_the_expected_report_through_the_api() {
             Method::POST,
             "/v1/policy/backtest",
             Some(ADMIN_KEY),
-            &json!({"policy": broken_candidate()}),
+            &json!({"policy": BROKEN_POLICY}),
         )
         .await;
     assert_eq!(broken.status, 422, "{broken:?}");
@@ -181,7 +169,7 @@ async fn a_known_candidate_gives_the_expected_report_through_the_api() {
             Method::POST,
             "/v1/policy/backtest",
             Some(ADMIN_KEY),
-            &json!({"policy": candidate(), "since": "yesterday"}),
+            &json!({"policy": lenient_candidate(), "since": "yesterday"}),
         )
         .await;
     assert_eq!(bad_time.status, 422, "{bad_time:?}");
@@ -194,46 +182,15 @@ async fn a_known_candidate_gives_the_expected_report_through_the_api() {
     );
 }
 
-/// Two broken rules, each to be named with its line.
-fn broken_candidate() -> String {
-    r#"name = "broken"
-
-[thresholds]
-review = 30
-freeze = 70
-
-[[rules]]
-id = "first.bad"
-when = "aml.sanctions_hits >"
-points = 10
-reason = "syntax error"
-
-[[rules]]
-id = "second.bad"
-when = "no_such.signal == 1"
-points = 10
-reason = "unknown signal"
-"#
-    .to_owned()
-}
-
-fn riskhook() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_riskhook"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    command
-}
-
 #[tokio::test]
 async fn the_cli_reports_the_same_and_refuses_a_broken_candidate_with_status_2() {
     let app = spawn_app_with_keys(None).await;
     history(&app).await;
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("candidate.toml");
-    std::fs::write(&good, candidate()).unwrap();
+    std::fs::write(&good, lenient_candidate()).unwrap();
     let bad = dir.path().join("broken.toml");
-    std::fs::write(&bad, broken_candidate()).unwrap();
+    std::fs::write(&bad, BROKEN_POLICY).unwrap();
 
     let run = |file: &std::path::Path, json: bool| {
         let mut command = riskhook();

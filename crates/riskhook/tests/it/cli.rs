@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::helpers::{SECRET, fixture, fixtures_dir, now, spawn_app};
 
-fn riskhook() -> Command {
+pub(crate) fn riskhook() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_riskhook"));
     command
         .env_clear()

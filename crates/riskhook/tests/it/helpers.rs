@@ -409,3 +409,38 @@ impl TestApp {
             .to_owned()
     }
 }
+
+/// The default policy with the sanctions rule lowered to 40 points and a review, and the freeze
+/// line moved from 70 to 80: a known candidate for backtests and shadows.
+pub(crate) fn lenient_candidate() -> String {
+    let text = riskhook_core::policy::DEFAULT_POLICY
+        .replacen(
+            "points = 100\ndecision = \"freeze\"\nreason = \"A sanctions",
+            "points = 40\ndecision = \"review\"\nreason = \"A sanctions",
+            1,
+        )
+        .replacen("freeze = 70", "freeze = 80", 1);
+    assert_ne!(text, riskhook_core::policy::DEFAULT_POLICY);
+    text
+}
+
+/// A policy with two broken rules (a syntax error, an unknown signal), each to be named with
+/// its line.
+pub(crate) const BROKEN_POLICY: &str = r#"name = "broken"
+
+[thresholds]
+review = 30
+freeze = 70
+
+[[rules]]
+id = "first.bad"
+when = "aml.sanctions_hits >"
+points = 10
+reason = "syntax error"
+
+[[rules]]
+id = "second.bad"
+when = "no_such.signal == 1"
+points = 10
+reason = "unknown signal"
+"#;

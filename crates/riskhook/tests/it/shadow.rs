@@ -10,40 +10,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMIN_KEY, READ_KEY, REVIEW_KEY, TestApp, keys_config, now, spawn_app_with_config,
+    ADMIN_KEY, BROKEN_POLICY, READ_KEY, REVIEW_KEY, TestApp, keys_config, lenient_candidate, now,
+    spawn_app_with_config,
 };
 
 const SANCTIONS: &str = "status-updated-declined-sanctions.json";
-
-/// The default policy, sanctions lowered to 40 points and a review, the freeze line at 80.
-fn lenient() -> String {
-    riskhook_core::policy::DEFAULT_POLICY
-        .replacen(
-            "points = 100\ndecision = \"freeze\"\nreason = \"A sanctions",
-            "points = 40\ndecision = \"review\"\nreason = \"A sanctions",
-            1,
-        )
-        .replacen("freeze = 70", "freeze = 80", 1)
-}
-
-const BROKEN: &str = r#"name = "broken"
-
-[thresholds]
-review = 30
-freeze = 70
-
-[[rules]]
-id = "first.bad"
-when = "aml.sanctions_hits >"
-points = 10
-reason = "syntax error"
-
-[[rules]]
-id = "second.bad"
-when = "no_such.signal == 1"
-points = 10
-reason = "unknown signal"
-"#;
 
 /// A service with shadow `id` at `dir/shadow.toml`.
 async fn app_with_shadow(dir: &Path, id: &str) -> TestApp {
@@ -73,7 +44,7 @@ async fn report(app: &TestApp, id: &str) -> Value {
 #[tokio::test]
 async fn shadow_assessments_are_stored_change_nothing_and_survive_a_restart() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    std::fs::write(dir.path().join("shadow.toml"), lenient()).unwrap();
+    std::fs::write(dir.path().join("shadow.toml"), lenient_candidate()).unwrap();
     let app = app_with_shadow(dir.path(), "lenient-a").await;
     let t = now() - 30;
     assert_eq!(
@@ -143,7 +114,7 @@ async fn shadow_assessments_are_stored_change_nothing_and_survive_a_restart() {
 async fn a_broken_shadow_is_refused_at_start_and_on_reload_and_never_affects_intake() {
     let dir = tempfile::tempdir().unwrap();
     let shadow = dir.path().join("shadow.toml");
-    std::fs::write(&shadow, BROKEN).unwrap();
+    std::fs::write(&shadow, BROKEN_POLICY).unwrap();
     let config = keys_config(
         dir.path(),
         &format!(
@@ -164,14 +135,14 @@ async fn a_broken_shadow_is_refused_at_start_and_on_reload_and_never_affects_int
         assert!(message.contains(needle), "{needle}: {message}");
     }
 
-    std::fs::write(&shadow, lenient()).unwrap();
+    std::fs::write(&shadow, lenient_candidate()).unwrap();
     let app = app_with_shadow(dir.path(), "broken-b").await;
     let before = app
         .api(Method::GET, "/v1/policy", Some(READ_KEY))
         .await
         .json["hash"]
         .clone();
-    std::fs::write(&shadow, BROKEN).unwrap();
+    std::fs::write(&shadow, BROKEN_POLICY).unwrap();
     let reload = app
         .api(Method::POST, "/v1/policy/reload", Some(ADMIN_KEY))
         .await;
@@ -201,7 +172,7 @@ async fn a_broken_shadow_is_refused_at_start_and_on_reload_and_never_affects_int
 async fn a_shadow_is_promoted_only_when_it_loads_and_the_promotion_is_audited() {
     let dir = tempfile::tempdir().unwrap();
     let shadow = dir.path().join("shadow.toml");
-    std::fs::write(&shadow, lenient()).unwrap();
+    std::fs::write(&shadow, lenient_candidate()).unwrap();
     let app = app_with_shadow(dir.path(), "lenient-c").await;
     let promote = "/v1/policy/shadow/lenient-c/promote";
     assert_eq!(
@@ -220,7 +191,7 @@ async fn a_shadow_is_promoted_only_when_it_loads_and_the_promotion_is_audited() 
         .status,
         404
     );
-    std::fs::write(&shadow, BROKEN).unwrap();
+    std::fs::write(&shadow, BROKEN_POLICY).unwrap();
     let refused = app.api(Method::POST, promote, Some(ADMIN_KEY)).await;
     assert_eq!(refused.status, 422, "{refused:?}");
     assert_eq!(
@@ -230,7 +201,7 @@ async fn a_shadow_is_promoted_only_when_it_loads_and_the_promotion_is_audited() 
         "the policy in force stays"
     );
 
-    std::fs::write(&shadow, lenient()).unwrap();
+    std::fs::write(&shadow, lenient_candidate()).unwrap();
     let promoted = app.api(Method::POST, promote, Some(ADMIN_KEY)).await;
     assert_eq!(promoted.status, 200, "{promoted:?}");
     let policy = app.api(Method::GET, "/v1/policy", Some(READ_KEY)).await;
