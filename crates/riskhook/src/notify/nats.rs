@@ -103,7 +103,12 @@ impl NatsSink {
                     )
                 })?,
         };
+        let events = ConnectionEvents::default();
         let client = options
+            .event_callback(move |event| {
+                let events = events.clone();
+                async move { events.log(&event, std::time::Instant::now()) }
+            })
             .name(concat!("riskhook/", env!("CARGO_PKG_VERSION")))
             // Connect in the background: a NATS outage at start must not stop the service.
             .retry_on_initial_connect()
@@ -271,6 +276,68 @@ impl NatsSink {
     }
 }
 
+/// The NATS connection's events in the log: losing the connection and errors at WARN with
+/// their cause, each kind at most once a minute (a server down for hours, or one that keeps
+/// refusing, writes a line a minute, with how many were left out), getting it back at INFO.
+#[derive(Debug, Clone, Default)]
+struct ConnectionEvents {
+    last: Arc<std::sync::Mutex<std::collections::HashMap<&'static str, (std::time::Instant, u64)>>>,
+}
+
+impl ConnectionEvents {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    /// Whether a `kind` event at `now` is logged: `Some(left out since the last line)`, or
+    /// `None` within a minute of the last line of its kind.
+    fn admit(&self, kind: &'static str, now: std::time::Instant) -> Option<u64> {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match last.get_mut(kind) {
+            Some((at, skipped)) if now.duration_since(*at) < Self::EVERY => {
+                *skipped += 1;
+                None
+            }
+            Some((at, skipped)) => {
+                *at = now;
+                Some(std::mem::take(skipped))
+            }
+            None => {
+                last.insert(kind, (now, 0));
+                Some(0)
+            }
+        }
+    }
+
+    fn log(&self, event: &async_nats::Event, now: std::time::Instant) {
+        let kind = match event {
+            async_nats::Event::Connected => {
+                tracing::info!("NATS connected");
+                return;
+            }
+            async_nats::Event::Disconnected => "disconnected",
+            async_nats::Event::ClientError(_) => "client error",
+            async_nats::Event::ServerError(_) => "server error",
+            async_nats::Event::SlowConsumer(_) => "slow consumer",
+            async_nats::Event::LameDuckMode
+            | async_nats::Event::Draining
+            | async_nats::Event::Closed => {
+                tracing::info!(event = %event, "NATS connection");
+                return;
+            }
+        };
+        let Some(suppressed) = self.admit(kind, now) else {
+            return;
+        };
+        tracing::warn!(
+            event = %event,
+            suppressed_since_last = suppressed,
+            "NATS connection problem; notifications to NATS wait in the outbox until it is resolved"
+        );
+    }
+}
+
 impl fmt::Debug for NatsSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsSink")
@@ -393,6 +460,20 @@ pub fn check_stream_name(name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn connection_problems_are_logged_once_a_minute_per_kind_with_what_was_left_out() {
+        let events = ConnectionEvents::default();
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(events.admit("disconnected", at(0)), Some(0));
+        assert_eq!(events.admit("disconnected", at(10)), None);
+        assert_eq!(events.admit("disconnected", at(59)), None);
+        assert_eq!(events.admit("client error", at(59)), Some(0), "kinds apart");
+        assert_eq!(events.admit("disconnected", at(60)), Some(2));
+        assert_eq!(events.admit("disconnected", at(130)), Some(0));
+    }
+
     use super::*;
     use proptest::prelude::*;
 
