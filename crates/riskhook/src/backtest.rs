@@ -96,6 +96,27 @@ async fn verdicts(store: &dyn Store) -> Result<HashMap<String, Verdict>, StoreEr
     Ok(latest)
 }
 
+/// Set when the caller stops waiting (a request answered 503 by its deadline, a client that
+/// went away): the replay stops at its next page instead of reading the rest for nobody.
+#[derive(Debug, Default)]
+struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    fn token(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.0.clone()
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn cancelled() -> StoreError {
+    StoreError::Other("the backtest was cancelled: nobody is waiting for it".into())
+}
+
 /// Replays every stored session event in `window` through `current` and `candidate`.
 pub async fn run(
     store: Arc<dyn Store>,
@@ -106,6 +127,8 @@ pub async fn run(
     let started = Instant::now();
     let labels = verdicts(store.as_ref()).await?;
     let runtime = tokio::runtime::Handle::current();
+    let cancel = Cancel::default();
+    let stop = cancel.token();
     let replayed = tokio::task::spawn_blocking(move || {
         let mut backtest = Backtest::new(&current, &candidate, labels);
         let (mut from_snapshots, mut from_bodies, mut skipped) = (0, 0, 0);
@@ -116,6 +139,9 @@ pub async fn run(
             limit: PAGE,
         };
         loop {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(cancelled());
+            }
             let page = runtime.block_on(store.replay_events(&filter))?;
             let full = page.len() == PAGE as usize;
             for record in page {
@@ -140,6 +166,7 @@ pub async fn run(
     })
     .await
     .map_err(|e| StoreError::Other(Box::new(e)))??;
+    drop(cancel);
     let (report, from_snapshots, from_bodies, skipped) = replayed;
     Ok(Outcome {
         report,
@@ -184,7 +211,9 @@ pub async fn shadow_report(
 ) -> Result<ShadowOutcome, StoreError> {
     let labels = verdicts(store.as_ref()).await?;
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
+    let cancel = Cancel::default();
+    let stop = cancel.token();
+    let report = tokio::task::spawn_blocking(move || {
         let rules = current
             .rules()
             .into_iter()
@@ -194,6 +223,9 @@ pub async fn shadow_report(
             Comparison::new(PolicyId::of(&current), PolicyId::of(&shadow), rules, labels);
         let (mut after, mut skipped) = (None::<String>, 0);
         loop {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(cancelled());
+            }
             let page = runtime.block_on(store.shadow_assessments(&id, after.as_deref(), PAGE))?;
             let full = page.len() == PAGE as usize;
             for record in &page {
@@ -222,7 +254,9 @@ pub async fn shadow_report(
         })
     })
     .await
-    .map_err(|e| StoreError::Other(Box::new(e)))?
+    .map_err(|e| StoreError::Other(Box::new(e)))?;
+    drop(cancel);
+    report
 }
 
 /// The report for people: what changes, then the detail.

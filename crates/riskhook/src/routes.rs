@@ -21,7 +21,6 @@ use axum::Router;
 use axum::http::{HeaderName, Method, Request, StatusCode};
 use tower::util::MapRequestLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -59,11 +58,35 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::map_response(edge::problem_bodies))
                 .layer(axum::middleware::from_fn(edge::limit_head))
                 // 503, not 408: Didit retries 5xx, and a slow database is our problem.
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    clamp(timeout),
-                )),
+                .layer(axum::middleware::from_fn(move |request, next| {
+                    deadline(clamp(timeout), request, next)
+                })),
         )
+}
+
+/// How long an analysis (a backtest, a shadow report) may take: it reads the whole history,
+/// which may take minutes on millions of events, while every other request has
+/// `request_timeout`.
+pub const ANALYSIS_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Answers 503 when a request takes longer than `request_timeout`, or [`ANALYSIS_TIMEOUT`] for
+/// the analysis routes. (Dropping the handler's future cancels it; a backtest stops at its
+/// next page.)
+async fn deadline(
+    timeout: Duration,
+    request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let limit = if path == "/v1/policy/backtest" || path.starts_with("/v1/policy/shadow/") {
+        ANALYSIS_TIMEOUT
+    } else {
+        timeout
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(StatusCode::SERVICE_UNAVAILABLE),
+    }
 }
 
 /// After a request that may have changed a user (an accepted event, a review command, a
