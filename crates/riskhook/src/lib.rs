@@ -44,4 +44,5 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 mod ui;

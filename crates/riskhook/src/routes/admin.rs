@@ -95,10 +95,14 @@ struct KeyOut {
     role: Role,
     /// Unix seconds.
     created_at: i64,
+    /// `created_at` as RFC 3339 (UTC).
+    created_at_rfc3339: String,
     /// The key that created it (`cli` from the command line).
     created_by: String,
     /// When it was revoked; a revoked key no longer authenticates.
     revoked_at: Option<i64>,
+    /// `revoked_at` as RFC 3339 (UTC).
+    revoked_at_rfc3339: Option<String>,
 }
 
 impl From<ApiKeyRecord> for KeyOut {
@@ -109,8 +113,10 @@ impl From<ApiKeyRecord> for KeyOut {
             principal: k.principal,
             role: k.role,
             created_at: k.created_at,
+            created_at_rfc3339: crate::time::rfc3339(k.created_at),
             created_by: k.created_by,
             revoked_at: k.revoked_at,
+            revoked_at_rfc3339: crate::time::rfc3339(k.revoked_at),
         }
     }
 }
@@ -270,13 +276,19 @@ struct DeliveryOut {
     attempts: u32,
     /// When the next attempt is due, Unix milliseconds.
     next_attempt_at: i64,
+    /// `next_attempt_at` as RFC 3339 (UTC).
+    next_attempt_at_rfc3339: String,
     /// The HTTP status of the last attempt.
     last_status: Option<u16>,
     /// What went wrong on the last attempt.
     last_error: Option<String>,
     /// Unix milliseconds.
     created_at: i64,
+    /// `created_at` as RFC 3339 (UTC).
+    created_at_rfc3339: String,
     delivered_at: Option<i64>,
+    /// `delivered_at` as RFC 3339 (UTC).
+    delivered_at_rfc3339: Option<String>,
 }
 
 impl From<DeliveryRecord> for DeliveryOut {
@@ -290,10 +302,13 @@ impl From<DeliveryRecord> for DeliveryOut {
             status: d.status,
             attempts: d.attempts,
             next_attempt_at: d.next_attempt_at,
+            next_attempt_at_rfc3339: crate::time::rfc3339_ms(d.next_attempt_at),
             last_status: d.last_status,
             last_error: d.last_error,
             created_at: d.created_at,
+            created_at_rfc3339: crate::time::rfc3339_ms(d.created_at),
             delivered_at: d.delivered_at,
+            delivered_at_rfc3339: crate::time::rfc3339_ms(d.delivered_at),
         }
     }
 }
@@ -418,6 +433,8 @@ struct EndpointOut {
     enabled: bool,
     /// When it was disabled, Unix milliseconds.
     disabled_at: Option<i64>,
+    /// `disabled_at` as RFC 3339 (UTC).
+    disabled_at_rfc3339: Option<String>,
     disabled_reason: Option<String>,
 }
 
@@ -428,6 +445,7 @@ impl From<EndpointRecord> for EndpointOut {
             id: e.id,
             configured: e.configured,
             disabled_at: e.disabled_at,
+            disabled_at_rfc3339: crate::time::rfc3339_ms(e.disabled_at),
             disabled_reason: e.disabled_reason,
         }
     }

@@ -43,7 +43,11 @@ struct AssessmentOut {
     decision: &'static str,
     policy_hash: String,
     evaluated_at: i64,
+    /// `evaluated_at` as RFC 3339 (UTC).
+    evaluated_at_rfc3339: String,
     created_at: i64,
+    /// `created_at` as RFC 3339 (UTC).
+    created_at_rfc3339: String,
     /// The stored assessment: `score`, `decision`, `policy`, `fired` (each rule with its
     /// reason, points and the signal values it read), `not_evaluated` and `signals`.
     #[schema(value_type = Object)]
@@ -62,7 +66,9 @@ impl From<AssessmentRecord> for AssessmentOut {
             decision: a.decision.as_str(),
             policy_hash: a.policy_hash,
             evaluated_at: a.evaluated_at,
+            evaluated_at_rfc3339: crate::time::rfc3339(a.evaluated_at),
             created_at: a.created_at,
+            created_at_rfc3339: crate::time::rfc3339(a.created_at),
         }
     }
 }
@@ -87,7 +93,11 @@ pub(super) struct UserOut {
     ever_frozen: bool,
     sessions: Vec<String>,
     first_seen_at: i64,
+    /// `first_seen_at` as RFC 3339 (UTC).
+    first_seen_at_rfc3339: String,
     updated_at: i64,
+    /// `updated_at` as RFC 3339 (UTC).
+    updated_at_rfc3339: String,
     /// The assessment behind the current score and decision, explained (left out of the
     /// answers to review commands).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,7 +117,9 @@ impl UserOut {
             ever_frozen: user.ever_frozen,
             sessions: user.sessions,
             first_seen_at: user.first_seen_at,
+            first_seen_at_rfc3339: crate::time::rfc3339(user.first_seen_at),
             updated_at: user.updated_at,
+            updated_at_rfc3339: crate::time::rfc3339(user.updated_at),
             assessment: None,
         }
     }

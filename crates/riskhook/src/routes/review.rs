@@ -200,8 +200,14 @@ struct CaseOut {
     assignee: Option<String>,
     /// Unix seconds.
     opened_at: i64,
+    /// `opened_at` as RFC 3339 (UTC).
+    opened_at_rfc3339: String,
     updated_at: i64,
+    /// `updated_at` as RFC 3339 (UTC).
+    updated_at_rfc3339: String,
     resolved_at: Option<i64>,
+    /// `resolved_at` as RFC 3339 (UTC).
+    resolved_at_rfc3339: Option<String>,
     /// Who resolved it (the second person, when one was needed).
     resolved_by: Option<String>,
     #[schema(schema_with = openapi::outcome_or_null)]
@@ -220,8 +226,11 @@ impl From<CaseRecord> for CaseOut {
             decision: c.decision,
             assignee: c.assignee,
             opened_at: c.opened_at,
+            opened_at_rfc3339: crate::time::rfc3339(c.opened_at),
             updated_at: c.updated_at,
+            updated_at_rfc3339: crate::time::rfc3339(c.updated_at),
             resolved_at: c.resolved_at,
+            resolved_at_rfc3339: crate::time::rfc3339(c.resolved_at),
             resolved_by: c.resolved_by,
             outcome: c.outcome,
             reason: c.reason,
@@ -263,6 +272,8 @@ struct EvidenceOut {
     /// The policy it was made under.
     policy_hash: String,
     evaluated_at: i64,
+    /// `evaluated_at` as RFC 3339 (UTC).
+    evaluated_at_rfc3339: String,
     /// Every rule that fired, in policy order.
     fired: Vec<FiringOut>,
 }
@@ -316,6 +327,7 @@ impl TryFrom<AssessmentRecord> for EvidenceOut {
             decision: a.decision,
             policy_hash: a.policy_hash,
             evaluated_at: a.evaluated_at,
+            evaluated_at_rfc3339: crate::time::rfc3339(a.evaluated_at),
             fired: explanation.fired.into_iter().map(FiringOut::from).collect(),
         })
     }
@@ -332,8 +344,12 @@ struct TimelineEventOut {
     status: Option<String>,
     /// The body's own timestamp, Unix seconds.
     event_timestamp: Option<i64>,
+    /// `event_timestamp` as RFC 3339 (UTC).
+    event_timestamp_rfc3339: Option<String>,
     /// When riskhook received it, Unix seconds.
     received_at: i64,
+    /// `received_at` as RFC 3339 (UTC).
+    received_at_rfc3339: String,
     /// False when only the unauthenticated simple signature verified it.
     body_trusted: bool,
 }
@@ -346,7 +362,9 @@ impl From<EventRecord> for TimelineEventOut {
             session_id: e.session_id,
             status: e.status,
             event_timestamp: e.event_timestamp,
+            event_timestamp_rfc3339: crate::time::rfc3339(e.event_timestamp),
             received_at: e.received_at,
+            received_at_rfc3339: crate::time::rfc3339(e.received_at),
             body_trusted: e.body_trusted,
         }
     }
@@ -369,11 +387,15 @@ struct ActionOut {
     /// The key that asked.
     requested_by: String,
     requested_at: i64,
+    /// `requested_at` as RFC 3339 (UTC).
+    requested_at_rfc3339: String,
     #[schema(schema_with = openapi::action_status)]
     status: ActionStatus,
     /// The second person, or the requester when none was needed.
     decided_by: Option<String>,
     decided_at: Option<i64>,
+    /// `decided_at` as RFC 3339 (UTC).
+    decided_at_rfc3339: Option<String>,
     /// The second person's reason.
     decision_reason: Option<String>,
 }
@@ -389,9 +411,11 @@ impl From<ActionRecord> for ActionOut {
             reason: a.reason,
             requested_by: a.requested_by,
             requested_at: a.requested_at,
+            requested_at_rfc3339: crate::time::rfc3339(a.requested_at),
             status: a.status,
             decided_by: a.decided_by,
             decided_at: a.decided_at,
+            decided_at_rfc3339: crate::time::rfc3339(a.decided_at),
             decision_reason: a.decision_reason,
         }
     }
@@ -444,6 +468,8 @@ struct AuditEntryOut {
     id: String,
     /// Unix seconds.
     at: i64,
+    /// `at` as RFC 3339 (UTC).
+    at_rfc3339: String,
     /// An API key id, `system` or `cli`.
     actor: String,
     /// What happened, e.g. `case.resolved`.
@@ -471,6 +497,7 @@ impl From<AuditRecord> for AuditEntryOut {
             seq: a.seq,
             id: a.id,
             at: a.at,
+            at_rfc3339: crate::time::rfc3339(a.at),
             actor: a.actor,
             action: a.action,
             subject: a.subject,

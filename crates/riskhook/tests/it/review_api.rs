@@ -573,3 +573,33 @@ async fn four_eyes_means_two_people_not_two_keys() {
     assert_eq!(second.status, 200, "{second:?}");
     assert_eq!(second.json["user"]["status"], "active");
 }
+
+/// Every time in the API comes as Unix seconds (or milliseconds, for deliveries) and beside it
+/// as RFC 3339 in UTC (issue 16, finding 7).
+#[tokio::test]
+async fn times_come_as_unix_seconds_and_rfc_3339() {
+    let app = spawn_app_with_keys(None).await;
+    let case_id = frozen_user_with_case(&app, "u-times").await;
+    let case = app
+        .api(Method::GET, &format!("/v1/cases/{case_id}"), Some(READ_KEY))
+        .await;
+    let opened = case.json["case"]["opened_at"].as_i64().unwrap();
+    let text = case.json["case"]["opened_at_rfc3339"].as_str().unwrap();
+    let parsed = humantime::parse_rfc3339(text).unwrap();
+    let seconds = parsed
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(i64::try_from(seconds).unwrap(), opened, "{text}");
+    assert!(text.ends_with('Z'), "UTC: {text}");
+    assert_eq!(case.json["case"]["resolved_at_rfc3339"], Value::Null);
+    let user = &case.json["user"];
+    assert!(user["first_seen_at_rfc3339"].as_str().is_some(), "{user}");
+    let timeline = &case.json["timeline"][0];
+    assert!(
+        timeline["received_at_rfc3339"].as_str().is_some(),
+        "{timeline}"
+    );
+    let audit = app.api(Method::GET, "/v1/audit", Some(READ_KEY)).await;
+    assert!(audit.json["entries"][0]["at_rfc3339"].as_str().is_some());
+}

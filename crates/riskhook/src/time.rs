@@ -1,0 +1,80 @@
+//! Times as the API shows them beside Unix seconds and milliseconds: RFC 3339 in UTC, so a
+//! person (or a tool without a Unix-time conversion) reads them as they are.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Generic over "a time or none", so every `*_at` field of the API takes the same call.
+pub trait Stamp {
+    /// The RFC 3339 text of the value.
+    type Text;
+    /// From Unix seconds.
+    fn seconds_text(self) -> Self::Text;
+    /// From Unix milliseconds.
+    fn millis_text(self) -> Self::Text;
+}
+
+impl Stamp for i64 {
+    type Text = String;
+
+    fn seconds_text(self) -> String {
+        format(self.saturating_mul(1000), false)
+    }
+
+    fn millis_text(self) -> String {
+        format(self, true)
+    }
+}
+
+impl Stamp for Option<i64> {
+    type Text = Option<String>;
+
+    fn seconds_text(self) -> Option<String> {
+        self.map(Stamp::seconds_text)
+    }
+
+    fn millis_text(self) -> Option<String> {
+        self.map(Stamp::millis_text)
+    }
+}
+
+/// Unix seconds as RFC 3339, e.g. `2026-12-05T11:20:04Z`.
+pub fn rfc3339<T: Stamp>(seconds: T) -> T::Text {
+    seconds.seconds_text()
+}
+
+/// Unix milliseconds as RFC 3339 with milliseconds, e.g. `2026-12-05T11:20:04.125Z`.
+pub fn rfc3339_ms<T: Stamp>(millis: T) -> T::Text {
+    millis.millis_text()
+}
+
+fn format(millis: i64, with_millis: bool) -> String {
+    // Before 1970 (never written by riskhook, possible in a hand-edited database): clamp,
+    // rather than fail a whole answer over one odd value.
+    let millis = u64::try_from(millis).unwrap_or(0);
+    let at = UNIX_EPOCH + Duration::from_millis(millis);
+    if with_millis {
+        humantime::format_rfc3339_millis(at).to_string()
+    } else {
+        humantime::format_rfc3339_seconds(at).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_and_millis_read_as_utc() {
+        assert_eq!(rfc3339(1_796_469_604_i64), "2026-12-05T11:20:04Z");
+        assert_eq!(
+            rfc3339(Some(0_i64)),
+            Some("1970-01-01T00:00:00Z".to_owned())
+        );
+        assert_eq!(rfc3339(None::<i64>), None);
+        assert_eq!(
+            rfc3339_ms(1_796_469_604_125_i64),
+            "2026-12-05T11:20:04.125Z"
+        );
+        assert_eq!(rfc3339(-5_i64), "1970-01-01T00:00:00Z");
+    }
+}
