@@ -346,22 +346,18 @@ impl Policy {
                 Ok(false) => {
                     // `null == x` is false in CEL: a rule can be "false" only because what it
                     // reads was never checked. Say so, rather than let it pass as a clean no.
-                    let unchecked: Vec<&str> = rule
-                        .reads
-                        .iter()
-                        .copied()
-                        .filter(|name| signals.get(name).is_none())
-                        .collect();
-                    if !unchecked.is_empty() {
+                    if let Some(error) = unchecked_reads(&rule.reads, &signals) {
                         not_evaluated.push(NotEvaluated {
                             rule_id: rule.id.clone(),
-                            error: format!("reads unchecked signals: {}", unchecked.join(", ")),
+                            error,
                         });
                     }
                 }
+                // An error over signals that were never checked (`null || null`, a bare null
+                // where a bool was due) is about the missing check, not the rule: say which.
                 Err(error) => not_evaluated.push(NotEvaluated {
                     rule_id: rule.id.clone(),
-                    error,
+                    error: unchecked_reads(&rule.reads, &signals).unwrap_or(error),
                 }),
             }
         }
@@ -402,6 +398,16 @@ impl Policy {
             })
             .collect()
     }
+}
+
+/// `reads unchecked signals: a, b` when some of `reads` were not checked.
+fn unchecked_reads(reads: &[&str], signals: &Signals) -> Option<String> {
+    let unchecked: Vec<&str> = reads
+        .iter()
+        .copied()
+        .filter(|name| signals.get(name).is_none())
+        .collect();
+    (!unchecked.is_empty()).then(|| format!("reads unchecked signals: {}", unchecked.join(", ")))
 }
 
 /// A rule as shown to people.

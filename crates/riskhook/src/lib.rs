@@ -23,6 +23,7 @@
 //! - [`delivery`]: signing and sending deliveries as Didit does (CLI and tests).
 //! - [`cli`]: the `riskhook` command line (`serve`, `migrate`, `sign`, `send`, `score`, `policy`,
 //!   `keys`).
+//! - [`time`]: times as RFC 3339 beside Unix seconds in the API.
 //! - [`telemetry`]: tracing set-up.
 
 pub mod app;

@@ -48,16 +48,47 @@ struct AssessmentOut {
     created_at: i64,
     /// `created_at` as RFC 3339 (UTC).
     created_at_rfc3339: String,
+    /// The rules that could not be evaluated, each with why in words (which of the session's
+    /// checks was missing); `explanation.not_evaluated` keeps the engine's own text.
+    not_evaluated: Vec<NotEvaluatedOut>,
     /// The stored assessment: `score`, `decision`, `policy`, `fired` (each rule with its
     /// reason, points and the signal values it read), `not_evaluated` and `signals`.
     #[schema(value_type = Object)]
     explanation: Value,
 }
 
+/// A rule that could not be evaluated, and why, for people.
+#[derive(Debug, Serialize, ToSchema)]
+struct NotEvaluatedOut {
+    rule_id: String,
+    /// e.g. "Not evaluated: the session did not report the AML screening (sanctions, PEP,
+    /// adverse media), so this rule could not be checked. It did not add points."
+    reason: String,
+}
+
+fn not_evaluated_in_words(explanation: &Value) -> Vec<NotEvaluatedOut> {
+    explanation["not_evaluated"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|n| NotEvaluatedOut {
+                    rule_id: n["rule_id"].as_str().unwrap_or_default().to_owned(),
+                    reason: crate::ui::not_evaluated_in_words(
+                        n["error"].as_str().unwrap_or_default(),
+                    ),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl From<AssessmentRecord> for AssessmentOut {
     fn from(a: AssessmentRecord) -> Self {
+        let explanation = serde_json::from_str(&a.json).unwrap_or(Value::Null);
         Self {
-            explanation: serde_json::from_str(&a.json).unwrap_or(Value::Null),
+            not_evaluated: not_evaluated_in_words(&explanation),
+            explanation,
             id: a.id,
             event_id: a.event_id,
             session_id: a.session_id,

@@ -29,6 +29,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use views::ErrorPage;
 
+/// Why a rule was not evaluated, in words (shared with the API's assessments).
+pub(crate) fn not_evaluated_in_words(engine_text: &str) -> String {
+    words::not_evaluated(engine_text)
+}
+
 /// Every workbench route, or none when the workbench is off.
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     if !state.config.ui.enabled {

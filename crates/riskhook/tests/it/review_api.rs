@@ -602,4 +602,19 @@ async fn times_come_as_unix_seconds_and_rfc_3339() {
     );
     let audit = app.api(Method::GET, "/v1/audit", Some(READ_KEY)).await;
     assert!(audit.json["entries"][0]["at_rfc3339"].as_str().is_some());
+
+    // Rules not evaluated come with their reason in words, beside the engine's text.
+    let user = app
+        .api(Method::GET, "/v1/users/u-times", Some(READ_KEY))
+        .await;
+    let not_evaluated = user.json["assessment"]["not_evaluated"].as_array().unwrap();
+    assert!(!not_evaluated.is_empty(), "{user:?}");
+    for n in not_evaluated {
+        let reason = n["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("Not evaluated: the session did not report"),
+            "{reason}"
+        );
+        assert!(!reason.contains("unchecked signals"), "{reason}");
+    }
 }
