@@ -708,7 +708,10 @@ fn every_rule_reading_an_unchecked_signal_is_listed_as_not_evaluated() {
         error("aml.sanctions_hit"),
         "reads unchecked signals: aml.sanctions_hits"
     );
-    assert_eq!(error("ip.vpn_or_tor"), "reads unchecked signals: ip.vpn_or_tor");
+    assert_eq!(
+        error("ip.vpn_or_tor"),
+        "reads unchecked signals: ip.vpn_or_tor"
+    );
     for (id, names) in [
         ("aml.pep_level_1", "aml.pep_level"),
         ("liveness.failed", "liveness.status"),
