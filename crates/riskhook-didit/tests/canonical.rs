@@ -479,13 +479,13 @@ fn nesting_limit() {
 }
 
 #[test]
-fn a_megabyte_of_open_brackets_fails_fast_without_overflowing_the_stack() {
+fn a_megabyte_of_open_brackets_fails_without_overflowing_the_stack() {
+    // Speed is measured in benchmarks, not asserted here: what this shows is that the depth
+    // limit stops the parse, whatever the length, instead of recursing a million frames.
     for open in [b'[', b'{'] {
         let body = vec![open; 1_000_000];
-        let started = std::time::Instant::now();
         let result = CanonicalJson::parse(&body);
         assert!(result.is_err());
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
     let body = "[".repeat(1_000_000);
     assert_eq!(

@@ -2,10 +2,10 @@
 //!
 //! Durability: WAL journal with `synchronous = FULL`, so a transaction is on disk (WAL fsynced)
 //! before `COMMIT` returns, and therefore before riskhook answers 2xx. Every write goes through
-//! one writer thread ([`writer`]) that commits deliveries in batches (group commit); SQLite has
+//! one writer thread (`writer`) that commits deliveries in batches (group commit); SQLite has
 //! one writer at a time anyway, and a single writer never meets `SQLITE_BUSY` on lock upgrade.
 //! Reads use their own pool of sqlx connections and never wait for the writer (WAL readers see
-//! the last commit). Checkpoints run on a thread of their own ([`checkpointer`]), in small
+//! the last commit). Checkpoints run on a thread of their own (`checkpointer`), in small
 //! passes while the writer goes on committing, with the WAL's length capped; `close` folds
 //! what is left, so the next start has nothing to replay.
 //!

@@ -14,7 +14,7 @@
 //! Both timeouts are kept by a watchdog in each connection's task rather than by hyper's
 //! `header_read_timeout`: hyper starts that one timer when it begins waiting for a head, so it
 //! counts idle time and header time as one (hyper#3828) and cannot give the two limits. The
-//! watchdog sees bytes through [`Watched`] and requests through [`Tracked`]; [`Phase`] holds
+//! watchdog sees bytes through `Watched` and requests through `Tracked`; [`Phase`] holds
 //! the rules, with time passed in.
 //!
 //! A request in progress is governed by `request_timeout` (the router's timeout layer), never

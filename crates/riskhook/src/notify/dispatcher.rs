@@ -4,7 +4,7 @@
 //!
 //! It owns the loop, the HTTP client, the routing of a delivery to its sink (HTTP, or NATS
 //! JetStream for the NATS endpoint id) and the shutdown; the meaning of an answer is
-//! [`schedule`](super::schedule)'s, the ordering and leasing are the store's. Every claim is
+//! [`schedule`]'s, the ordering and leasing are the store's. Every claim is
 //! leased to this process's instance id: a result recorded after the lease ended (another
 //! dispatcher took the delivery over) is ignored by the store, and a delivery whose attempt
 //! was abandoned (crash, shutdown) is claimed again once its lease ends. Hence at least once.
