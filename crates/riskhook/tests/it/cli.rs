@@ -1044,7 +1044,8 @@ async fn migrate_creates_a_missing_postgres_database_and_names_a_refusing_server
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let started = std::time::Instant::now();
+    // Refused outright is said from the first attempt: a retried start would end in "pool timed
+    // out" instead, so the message itself shows which path was taken.
     let refused = run(format!("postgres://postgres@127.0.0.1:{port}/test"))
         .await
         .unwrap();
@@ -1054,10 +1055,7 @@ async fn migrate_creates_a_missing_postgres_database_and_names_a_refusing_server
         stderr.contains(&format!("connection refused at 127.0.0.1:{port}")),
         "{stderr}"
     );
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
-        "said at once"
-    );
+    assert!(!stderr.contains("timed out"), "{stderr}");
     // A role that does not exist: one message, not the driver's text twice.
     let unknown =
         run(riskhook_store_postgres::test_support::server_url()
