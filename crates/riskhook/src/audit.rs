@@ -372,6 +372,23 @@ impl ChainWatch {
         let checked_now = verifier.checked() - before;
         match verifier.clone().finish() {
             Ok(report) => {
+                // The entries checked before must still be there as they were: a chain cut
+                // back (or swapped for another) below what was checked has no new entries to
+                // walk, so compare the database's head with the one this look ends on.
+                let (head_seq, head_hash) = match store.audit_head().await {
+                    Ok(head) => head.map_or((0, None), |h| (h.seq, Some(h.hash))),
+                    Err(e) => return broken(format!("the audit log could not be read: {e}")),
+                };
+                // (A head beyond the checked end is an entry appended meanwhile: the next
+                // look checks it.)
+                if head_seq < report.entries
+                    || (head_seq == report.entries && head_hash != report.head)
+                {
+                    return broken(format!(
+                        "audit chain BROKEN: it was checked up to entry {} but the database now ends at entry {head_seq}, not as checked: entries were removed or replaced",
+                        report.entries
+                    ));
+                }
                 *cached = Some((verifier, anchors.len()));
                 ChainLook {
                     intact: true,

@@ -755,3 +755,44 @@ async fn the_audit_page_checks_new_entries_and_the_whole_chain_on_request() {
     let again = reader.get("/ui/audit").await;
     assert!(again.html.contains("audit chain BROKEN"), "{}", again.html);
 }
+
+/// An attacker at the database cuts the checked tail off the chain: there is nothing new to
+/// walk, and the incremental look still notices that the head is not the one it checked.
+#[tokio::test]
+async fn the_audit_page_notices_checked_entries_removed_from_the_end() {
+    let app = workbench("").await;
+    sanctioned(&app, "u-cut").await;
+    let (mut reader, _) = Browser::signed_in(&app, READ_KEY).await;
+    let before = reader.get("/ui/audit").await;
+    assert!(
+        before.html.contains("audit chain intact"),
+        "{}",
+        before.html
+    );
+    let head = app.state.store.audit_head().await.unwrap().unwrap().seq;
+    let path = app
+        .state
+        .config
+        .database_url
+        .expose()
+        .strip_prefix("sqlite://")
+        .unwrap()
+        .to_owned();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq >= {};",
+        head - 1
+    ))
+    .unwrap();
+    drop(conn);
+    let after = reader.get("/ui/audit").await;
+    assert!(after.html.contains("audit chain BROKEN"), "{}", after.html);
+    assert!(
+        after.html.contains(&format!(
+            "checked up to entry {head} but the database now ends at entry {}",
+            head - 2
+        )),
+        "{}",
+        after.html
+    );
+}
