@@ -303,6 +303,22 @@ impl Store for PostgresStore {
         reads::count(&mut *self.conn().await?, "SELECT COUNT(*) FROM events").await
     }
 
+    async fn find_event(
+        &self,
+        delivery_key: Option<&str>,
+        content_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        reads::find_event(&mut *self.conn().await?, delivery_key, content_key).await
+    }
+
+    async fn unfinished_sessions(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        reads::unfinished_sessions(&mut *self.conn().await?, before, limit).await
+    }
+
     async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
         reads::session(&mut *self.conn().await?, session_id).await
     }

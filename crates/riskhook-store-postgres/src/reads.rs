@@ -157,16 +157,63 @@ pub(crate) async fn session(
     .fetch_optional(conn)
     .await
     .map_err(map_err)?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(SessionRecord {
-        session_id: get(&row, "session_id")?,
-        status: SessionStatus::parse(get::<&str>(&row, "status")?),
-        status_timestamp: get(&row, "status_timestamp")?,
-        status_event_id: get(&row, "status_event_id")?,
-        vendor_data: get(&row, "vendor_data")?,
-        event_count: get(&row, "event_count")?,
-        current_assessment_id: get(&row, "current_assessment_id")?,
-    }))
+    row.as_ref().map(session_record).transpose()
+}
+
+/// A `sessions` row selected as by [`session`].
+fn session_record(row: &PgRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        session_id: get(row, "session_id")?,
+        status: SessionStatus::parse(get::<&str>(row, "status")?),
+        status_timestamp: get(row, "status_timestamp")?,
+        status_event_id: get(row, "status_event_id")?,
+        vendor_data: get(row, "vendor_data")?,
+        event_count: get(row, "event_count")?,
+        current_assessment_id: get(row, "current_assessment_id")?,
+    })
+}
+
+pub(crate) async fn find_event(
+    conn: &mut PgConnection,
+    delivery_key: Option<&str>,
+    content_key: &str,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT id FROM events
+         WHERE provider = $1 AND (delivery_key = $2 OR content_key = $3)
+         LIMIT 1",
+    )
+    .bind(crate::PROVIDER)
+    .bind(delivery_key)
+    .bind(content_key)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)
+}
+
+pub(crate) async fn unfinished_sessions(
+    conn: &mut PgConnection,
+    before: i64,
+    limit: u32,
+) -> Result<Vec<SessionRecord>, StoreError> {
+    sqlx::query(
+        "SELECT s.session_id, s.status, s.status_timestamp, s.status_event_id, s.vendor_data,
+                (SELECT COUNT(*) FROM events e WHERE e.session_id = s.session_id) AS event_count,
+                s.current_assessment_id
+         FROM sessions s
+         WHERE s.status <> ALL($1) AND s.status_timestamp < $2
+         ORDER BY s.status_timestamp, s.session_id
+         LIMIT $3",
+    )
+    .bind(&riskhook_store::TERMINAL_STATUSES[..])
+    .bind(before)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(session_record)
+    .collect()
 }
 
 pub(crate) async fn user(

@@ -401,6 +401,53 @@ impl Store for SqliteStore {
         u64::try_from(count).map_err(|_| StoreError::Corrupt("negative event count".into()))
     }
 
+    async fn find_event(
+        &self,
+        delivery_key: Option<&str>,
+        content_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT id FROM events
+             WHERE provider = ?1 AND (delivery_key = ?2 OR content_key = ?3)
+             LIMIT 1",
+        )
+        .bind(PROVIDER)
+        .bind(delivery_key)
+        .bind(content_key)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn unfinished_sessions(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let [a, b, c, d, e, f] = riskhook_store::TERMINAL_STATUSES;
+        let rows = sqlx::query(
+            "SELECT s.session_id, s.status, s.status_timestamp, s.status_event_id, s.vendor_data,
+                    (SELECT COUNT(*) FROM events e WHERE e.session_id = s.session_id),
+                    s.current_assessment_id
+             FROM sessions s
+             WHERE s.status NOT IN (?1, ?2, ?3, ?4, ?5, ?6) AND s.status_timestamp < ?7
+             ORDER BY s.status_timestamp, s.session_id
+             LIMIT ?8",
+        )
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(d)
+        .bind(e)
+        .bind(f)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_record).collect()
+    }
+
     async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT s.session_id, s.status, s.status_timestamp, s.status_event_id, s.vendor_data,
@@ -412,16 +459,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(map_err)?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(SessionRecord {
-            session_id: row.try_get(0).map_err(map_err)?,
-            status: SessionStatus::parse(row.try_get::<&str, _>(1).map_err(map_err)?),
-            status_timestamp: row.try_get(2).map_err(map_err)?,
-            status_event_id: row.try_get(3).map_err(map_err)?,
-            vendor_data: row.try_get(4).map_err(map_err)?,
-            event_count: row.try_get(5).map_err(map_err)?,
-            current_assessment_id: row.try_get(6).map_err(map_err)?,
-        }))
+        row.as_ref().map(session_record).transpose()
     }
 
     async fn user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -1110,4 +1148,17 @@ mod tests {
             assert!(!file.exists(), "{} is left behind", file.display());
         }
     }
+}
+
+/// A `sessions` row selected as by [`Store::session`], columns in that order.
+fn session_record(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        session_id: row.try_get(0).map_err(map_err)?,
+        status: SessionStatus::parse(row.try_get::<&str, _>(1).map_err(map_err)?),
+        status_timestamp: row.try_get(2).map_err(map_err)?,
+        status_event_id: row.try_get(3).map_err(map_err)?,
+        vendor_data: row.try_get(4).map_err(map_err)?,
+        event_count: row.try_get(5).map_err(map_err)?,
+        current_assessment_id: row.try_get(6).map_err(map_err)?,
+    })
 }

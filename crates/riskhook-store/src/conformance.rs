@@ -103,6 +103,55 @@ pub async fn ingest_is_exactly_once(store: &dyn Store) {
     assert_eq!(store.count_events().await.unwrap(), 1);
 }
 
+/// Reconciliation's questions: an event is found by its delivery key or its content key (as
+/// `ingest` deduplicates), and only sessions stuck in a non-terminal status before the cut-off
+/// are unfinished, oldest first.
+pub async fn reconciliation_finds_events_and_unfinished_sessions(store: &dyn Store) {
+    let stored = event(1, "u-1", "sess-a", "In Progress", 1_780_000_100);
+    let content_key = stored.content_key.clone();
+    store.ingest(stored, None).await.unwrap();
+    let by_delivery = store.find_event(Some("delivery-1"), "no such content").await;
+    assert_eq!(by_delivery.unwrap().as_deref(), Some("evt_00000001"));
+    let by_content = store.find_event(Some("another delivery"), &content_key).await;
+    assert_eq!(by_content.unwrap().as_deref(), Some("evt_00000001"));
+    let without_key = store.find_event(None, &content_key).await;
+    assert_eq!(without_key.unwrap().as_deref(), Some("evt_00000001"));
+    assert_eq!(store.find_event(None, "nothing").await.unwrap(), None);
+    assert_eq!(
+        store.find_event(Some("delivery-2"), "nothing").await.unwrap(),
+        None
+    );
+
+    store
+        .ingest(event(2, "u-2", "sess-b", "Not Started", 1_780_000_050), None)
+        .await
+        .unwrap();
+    store
+        .ingest(event(3, "u-3", "sess-c", "Approved", 1_780_000_010), None)
+        .await
+        .unwrap();
+    store
+        .ingest(event(4, "u-4", "sess-d", "In Progress", 1_780_000_500), None)
+        .await
+        .unwrap();
+    store
+        .ingest(event(5, "u-5", "sess-e", "Kyc Expired", 1_780_000_020), None)
+        .await
+        .unwrap();
+    store
+        .ingest(event(6, "u-6", "sess-f", "Some New Status", 1_780_000_030), None)
+        .await
+        .unwrap();
+    let stuck = store.unfinished_sessions(1_780_000_200, 10).await.unwrap();
+    let ids: Vec<&str> = stuck.iter().map(|s| s.session_id.as_str()).collect();
+    assert_eq!(ids, ["sess-f", "sess-b", "sess-a"]);
+    assert_eq!(stuck[2].status.as_str(), "In Progress");
+    assert_eq!(stuck[2].event_count, 1);
+    let first = store.unfinished_sessions(1_780_000_200, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].session_id, "sess-f");
+}
+
 /// Review and freeze evidence gathers into one open case per user, which decides the status.
 pub async fn evidence_gathers_into_one_case(store: &dyn Store) {
     ingest(store, 1, "u-2", Decision::Approve).await;

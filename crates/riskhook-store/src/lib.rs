@@ -100,6 +100,18 @@ pub enum IngestOutcome {
     },
 }
 
+/// The stored spelling of every terminal session status: what
+/// [`Store::unfinished_sessions`] leaves out. Unknown statuses are not terminal, so a status
+/// Didit adds later shows up as unfinished rather than silently finished.
+pub const TERMINAL_STATUSES: [&str; 6] = [
+    "Approved",
+    "Declined",
+    "In Review",
+    "Expired",
+    "Kyc Expired",
+    "Abandoned",
+];
+
 /// A session's current state: the greatest status observation seen
 /// ([`riskhook_didit::session::Observation`]), whatever order events arrived in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,6 +336,24 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// How many events are stored.
     async fn count_events(&self) -> Result<u64, StoreError>;
 
+    /// The id of the stored event with this delivery key or this content key: the same match
+    /// [`Store::ingest`] deduplicates on, so "found" means a delivery of that event would be a
+    /// duplicate. Reconciliation asks it of the deliveries Didit reports as failed.
+    async fn find_event(
+        &self,
+        delivery_key: Option<&str>,
+        content_key: &str,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Sessions whose current status is not terminal ([`SessionStatus::is_terminal`]) and was
+    /// set by an event timestamped before `before`: the ones stuck, oldest first, at most
+    /// `limit`.
+    async fn unfinished_sessions(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
     /// A session's current state.
     async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
 
@@ -518,4 +548,21 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Finishes pending work and releases connections: called once, at shutdown.
     async fn close(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_statuses_are_the_stored_spelling_of_the_terminal_ones() {
+        for text in TERMINAL_STATUSES {
+            let status = SessionStatus::parse(text);
+            assert!(status.is_terminal(), "{text}");
+            assert_eq!(status.as_str(), text);
+        }
+        for text in ["Not Started", "In Progress", "Awaiting User", "Resubmitted", "Paused"] {
+            assert!(!SessionStatus::parse(text).is_terminal(), "{text}");
+        }
+    }
 }

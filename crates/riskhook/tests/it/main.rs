@@ -5,6 +5,7 @@
 
 mod backtest;
 mod cli;
+mod didit_sim;
 mod faults;
 mod helpers;
 mod http_edge;
