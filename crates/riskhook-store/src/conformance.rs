@@ -110,20 +110,30 @@ pub async fn reconciliation_finds_events_and_unfinished_sessions(store: &dyn Sto
     let stored = event(1, "u-1", "sess-a", "In Progress", 1_780_000_100);
     let content_key = stored.content_key.clone();
     store.ingest(stored, None).await.unwrap();
-    let by_delivery = store.find_event(Some("delivery-1"), "no such content").await;
+    let by_delivery = store
+        .find_event(Some("delivery-1"), "no such content")
+        .await;
     assert_eq!(by_delivery.unwrap().as_deref(), Some("evt_00000001"));
-    let by_content = store.find_event(Some("another delivery"), &content_key).await;
+    let by_content = store
+        .find_event(Some("another delivery"), &content_key)
+        .await;
     assert_eq!(by_content.unwrap().as_deref(), Some("evt_00000001"));
     let without_key = store.find_event(None, &content_key).await;
     assert_eq!(without_key.unwrap().as_deref(), Some("evt_00000001"));
     assert_eq!(store.find_event(None, "nothing").await.unwrap(), None);
     assert_eq!(
-        store.find_event(Some("delivery-2"), "nothing").await.unwrap(),
+        store
+            .find_event(Some("delivery-2"), "nothing")
+            .await
+            .unwrap(),
         None
     );
 
     store
-        .ingest(event(2, "u-2", "sess-b", "Not Started", 1_780_000_050), None)
+        .ingest(
+            event(2, "u-2", "sess-b", "Not Started", 1_780_000_050),
+            None,
+        )
         .await
         .unwrap();
     store
@@ -131,15 +141,24 @@ pub async fn reconciliation_finds_events_and_unfinished_sessions(store: &dyn Sto
         .await
         .unwrap();
     store
-        .ingest(event(4, "u-4", "sess-d", "In Progress", 1_780_000_500), None)
+        .ingest(
+            event(4, "u-4", "sess-d", "In Progress", 1_780_000_500),
+            None,
+        )
         .await
         .unwrap();
     store
-        .ingest(event(5, "u-5", "sess-e", "Kyc Expired", 1_780_000_020), None)
+        .ingest(
+            event(5, "u-5", "sess-e", "Kyc Expired", 1_780_000_020),
+            None,
+        )
         .await
         .unwrap();
     store
-        .ingest(event(6, "u-6", "sess-f", "Some New Status", 1_780_000_030), None)
+        .ingest(
+            event(6, "u-6", "sess-f", "Some New Status", 1_780_000_030),
+            None,
+        )
         .await
         .unwrap();
     let stuck = store.unfinished_sessions(1_780_000_200, 10).await.unwrap();

@@ -561,7 +561,13 @@ mod tests {
             assert!(status.is_terminal(), "{text}");
             assert_eq!(status.as_str(), text);
         }
-        for text in ["Not Started", "In Progress", "Awaiting User", "Resubmitted", "Paused"] {
+        for text in [
+            "Not Started",
+            "In Progress",
+            "Awaiting User",
+            "Resubmitted",
+            "Paused",
+        ] {
             assert!(!SessionStatus::parse(text).is_terminal(), "{text}");
         }
     }

@@ -148,6 +148,8 @@ impl App {
         ));
         tracing::info!(address = %self.local_addr()?, "riskhook listening");
         let limits = self.state.config.http;
+        let reconcile = self.state.config.didit.reconcile.clone();
+        let clock = self.state.clock.clone();
         let mut router = routes::router(self.state);
         if let Some(probe) = self.nats {
             // For /readyz only; routes without NATS configured see no extension.
@@ -157,6 +159,14 @@ impl App {
         let mut dispatcher = tokio::spawn(self.dispatcher.run(stopping_rx.clone(), grace));
         let checkpointer = self.checkpointer.clone();
         let checkpoints = tokio::spawn(self.checkpointer.run(stopping_rx.clone()));
+        let reconciler = reconcile.map(|config| {
+            tokio::spawn(crate::reconcile::every(
+                store.clone(),
+                config,
+                clock.clone(),
+                stopping_rx.clone(),
+            ))
+        });
         let signal = tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -175,6 +185,12 @@ impl App {
         }
         signal.abort();
         reloader.abort();
+        // A run in flight waits on Didit, which may take a while: it is cut short, and the
+        // next start runs again.
+        if let Some(reconciler) = reconciler {
+            reconciler.abort();
+            let _ = reconciler.await;
+        }
         // The dispatcher saw the same signal and bounds its own drain by `grace`; stop it
         // before the store closes under it.
         if tokio::time::timeout(grace, &mut dispatcher).await.is_err() {
@@ -307,6 +323,7 @@ async fn summarise(config: &Config, policy: &PolicyHandle, store: &dyn Store) {
         notification_endpoints = config.notify.webhooks.len(),
         nats = config.nats.is_some(),
         workbench = config.ui.enabled,
+        reconcile_every = config.didit.reconcile.as_ref().map(|r| humantime::format_duration(r.interval).to_string()),
         "riskhook configuration"
     );
     if api_keys == 0 {

@@ -64,6 +64,38 @@ pub enum Command {
     /// Show the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Find the deliveries Didit made that riskhook never stored and ask Didit to resend them;
+    /// report sessions stuck in a non-final status.
+    ///
+    /// Reads `[didit.reconcile]` (destination, API key) and the database from the same
+    /// configuration as `serve`. Resent events arrive signed, through the service's normal
+    /// intake, so the service must be running. Each run is recorded in the audit log. Exit
+    /// status 1 when the run fails or a resend does.
+    Reconcile(ReconcileArgs),
+}
+
+/// `riskhook reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Attempts made at or after this time: RFC 3339 or Unix seconds (default: now minus
+    /// `didit.reconcile.window`).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// Attempts made before this time (default: now).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<i64>,
+    /// Check every attempt, acknowledged ones too (after restoring the database from a
+    /// backup), instead of `didit.reconcile.check`.
+    #[arg(long)]
+    pub all: bool,
+    /// Report what is missing; ask for no resend.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `riskhook config …`.
@@ -476,6 +508,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::config::show(config.as_deref())?);
             Ok(())
         }
+        Command::Reconcile(args) => admin::reconcile(args).await,
     }
 }
 

@@ -17,6 +17,10 @@ use riskhook_didit::signature::{Key, Keyring, Secret};
 use riskhook_didit::webhook::Verifier;
 use serde::{Deserialize, Deserializer};
 
+mod reconcile;
+
+pub use reconcile::{Check, DiditApiKey, ReconcileConfig};
+
 /// The compiled-in defaults, which double as the configuration reference.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -307,6 +311,9 @@ pub struct DiditConfig {
     pub allow_simple_signature: bool,
     /// The keys (secrets redacted in `Debug`).
     pub keyring: Keyring,
+    /// Reconciliation with Didit's API, run by `serve` every `interval`: `None` unless
+    /// `didit.reconcile.enabled`.
+    pub reconcile: Option<ReconcileConfig>,
 }
 
 impl DiditConfig {
@@ -511,6 +518,7 @@ struct RawDidit {
     secret_file: Option<PathBuf>,
     #[serde(default)]
     keys: Vec<RawKey>,
+    reconcile: reconcile::RawReconcile,
 }
 
 #[derive(Deserialize)]
@@ -604,7 +612,7 @@ pub fn show(file: Option<&Path>) -> anyhow::Result<String> {
 
 /// Keys whose values are secrets: replaced by `***`. (`*_file` and `*_env` name where a secret
 /// is, not the secret, and stay; API key hashes are not secrets.)
-const SECRET_KEYS: &[&str] = &["secret", "key", "password", "token"];
+const SECRET_KEYS: &[&str] = &["secret", "key", "password", "token", "api_key"];
 
 fn mask_table(table: &mut toml::Table) {
     for (name, value) in table.iter_mut() {
@@ -654,13 +662,8 @@ impl DataSources {
     /// Reads `database_url` and `policy.path` from the layers.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        let figment = layers(file, &env)?;
-        let database_url: String = figment
-            .extract_inner("database_url")
-            .map_err(|e| anyhow::anyhow!(describe_figment_error(&e)))?;
-        let policy: RawPolicy = figment
-            .extract_inner("policy")
-            .map_err(|e| anyhow::anyhow!(describe_figment_error(&e)))?;
+        let database_url: String = section(file, &env, "database_url")?;
+        let policy: RawPolicy = section(file, &env, "policy")?;
         Ok(Self {
             database_url: DatabaseUrl::new(database_url.trim()),
             policy_path: policy.path,
@@ -681,11 +684,20 @@ impl AuditConfig {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
         let env: Vec<(String, String)> = env.into_iter().collect();
-        let raw: RawAudit = layers(file, &env)?
-            .extract_inner("audit")
-            .map_err(|e| anyhow::anyhow!(describe_figment_error(&e)))?;
-        raw.validate()
+        section::<RawAudit>(file, &env, "audit")?.validate()
     }
+}
+
+/// One key or section of the merged layers (`audit`, `didit.reconcile`): what a command needs
+/// without the rest of the configuration being complete (a Didit secret, say).
+fn section<T: serde::de::DeserializeOwned>(
+    file: Option<&Path>,
+    env: &[(String, String)],
+    key: &str,
+) -> anyhow::Result<T> {
+    layers(file, env)?
+        .extract_inner(key)
+        .map_err(|e| anyhow::anyhow!(describe_figment_error_in(&e, key)))
 }
 
 /// Every layer merged: defaults, `file`, then the `RISKHOOK_*` variables of `env`.
@@ -739,8 +751,24 @@ fn env_value(value: &str) -> figment::value::Value {
 }
 
 fn describe_figment_error(error: &figment::Error) -> String {
+    describe_figment_error_in(error, "")
+}
+
+/// [`describe_figment_error`] for an error of `extract_inner(outer)`, whose paths figment gives
+/// as the path inside `outer` followed by `outer`'s segments: they are put back in the order the
+/// file spells them (`didit.reconcile.check`).
+fn describe_figment_error_in(error: &figment::Error, outer: &str) -> String {
+    let outer: Vec<String> = outer
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     let mut out = String::from("invalid configuration");
-    for e in error.clone() {
+    for mut e in error.clone() {
+        if !outer.is_empty() && e.path.len() > outer.len() && e.path.ends_with(&outer) {
+            let inner = e.path.len() - outer.len();
+            e.path.rotate_left(inner);
+        }
         let key = if e.path.is_empty() {
             "(top level)".to_owned()
         } else {
@@ -925,12 +953,14 @@ impl RawDidit {
             );
         }
         let keyring = Keyring::new(keys).context("invalid configuration: didit.keys")?;
+        let reconcile = self.reconcile.for_serve(env)?;
         Ok(DiditConfig {
             path: self.path,
             tolerance: self.tolerance,
             max_body_bytes: self.max_body_bytes,
             allow_simple_signature: self.allow_simple_signature,
             keyring,
+            reconcile,
         })
     }
 }

@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod policy;
+pub mod reconcile;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -160,6 +160,25 @@ pub fn connection_closed(reason: &'static str) {
     }
 }
 
+/// A completed reconciliation run with Didit: what it found, and when it last succeeded.
+pub fn reconcile_run(report: &crate::reconcile::Report, now: i64) {
+    metrics::counter!("riskhook_reconcile_runs_total", "outcome" => "completed").increment(1);
+    metrics::counter!("riskhook_reconcile_missing_total").increment(report.missing.len() as u64);
+    metrics::counter!("riskhook_reconcile_resent_total", "result" => "acknowledged")
+        .increment(report.resent() as u64);
+    metrics::counter!("riskhook_reconcile_resent_total", "result" => "failed")
+        .increment(report.resend_failures() as u64);
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("riskhook_reconcile_stale_sessions").set(report.stale.len() as f64);
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("riskhook_reconcile_last_success_timestamp_seconds").set(now as f64);
+}
+
+/// A reconciliation run that could not complete.
+pub fn reconcile_failed() {
+    metrics::counter!("riskhook_reconcile_runs_total", "outcome" => "failed").increment(1);
+}
+
 /// Sets how many deliveries are pending in the outbox (refreshed by the dispatcher each poll).
 pub fn outbox_backlog(pending: u64) {
     // `as` loses precision only above 2^53 pending deliveries.

@@ -1,5 +1,5 @@
 //! The operator's commands that work on the database directly: `keys create|list|revoke`,
-//! `audit verify`, `deliveries list|retry`. Each opens the store (migrating it), acts as the
+//! `audit verify`, `deliveries list|retry`, `reconcile`. Each opens the store (migrating it), acts as the
 //! actor `cli` in the audit log, and closes it.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use riskhook_core::audit::{ChainVerifier, Checkpoint};
 use riskhook_store::{DeliveryFilter, DeliveryStatus, Role, Store};
 
-use super::{AuditCommand, DatabaseArgs, DeliveriesCommand, KeysCommand, now};
+use super::{AuditCommand, DatabaseArgs, DeliveriesCommand, KeysCommand, ReconcileArgs, now};
 use crate::config::AuditConfig;
 
 /// The audit log's actor for everything done from this command line.
@@ -264,4 +264,49 @@ async fn retry(store: &dyn Store, mut ids: Vec<String>, all_failed: bool) -> any
         store.retry_delivery(id, ACTOR, now() * 1000).await?;
     }
     Ok(ids.len())
+}
+
+pub(super) async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
+    use crate::config::{Check, ReconcileConfig};
+    use crate::reconcile::{self, DiditApi, Options};
+
+    let config = ReconcileConfig::load(args.db.config.as_deref())?;
+    let api = DiditApi::new(&config)?;
+    let until = args.until.unwrap_or_else(now);
+    let window = i64::try_from(config.window.as_secs()).unwrap_or(i64::MAX);
+    let since = args.since.unwrap_or_else(|| until.saturating_sub(window));
+    if since >= until {
+        bail!("--since must be before --until");
+    }
+    let options = Options {
+        since,
+        until,
+        check: if args.all { Check::All } else { config.check },
+        dry_run: args.dry_run,
+    };
+    let store = open(&args.db).await?;
+    let result = reconcile::run(
+        store.as_ref(),
+        &api,
+        &config,
+        options,
+        ACTOR,
+        &mut std::collections::HashSet::new(),
+    )
+    .await;
+    store.close().await;
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.resend_failures() > 0 {
+        bail!(
+            "{} of {} resends failed; the next run tries again",
+            report.resend_failures(),
+            report.missing.len()
+        );
+    }
+    Ok(())
 }

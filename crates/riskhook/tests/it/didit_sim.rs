@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
@@ -114,7 +114,9 @@ struct Shared {
     base_url: String,
     api_key: String,
     destination: String,
-    target_url: String,
+    // Settable after start: a service under test may need the simulator's address before its
+    // own exists.
+    target_url: Mutex<String>,
     key: Key,
     client: reqwest::Client,
     log: Mutex<Log>,
@@ -124,15 +126,23 @@ impl Shared {
     /// Signs `body` at now, POSTs it to the target and returns the attempt (not yet recorded).
     async fn send(&self, body: &[u8]) -> Attempt {
         let timestamp = now();
-        let headers = signed_headers(&self.key, body, timestamp);
-        let mut request = self.client.post(&self.target_url).body(body.to_vec());
+        // Didit stamps the payload with the time it sends it, as it does X-Timestamp (riskhook
+        // refuses a body whose timestamp differs from the header); a resend "sets a fresh
+        // timestamp" the same way and keeps event_id.
+        let body = riskhook::delivery::restamp(body, timestamp);
+        let headers = signed_headers(&self.key, &body, timestamp);
+        let mut request = self.client.post(self.target()).body(body.clone());
         for (name, value) in &headers {
             request = request.header(name.as_str(), value.as_str());
         }
         let started = Instant::now();
         let status = request.send().await.ok().map(|r| r.status().as_u16());
         let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Attempt::new(body, status, timestamp, elapsed, header_text(&headers))
+        Attempt::new(&body, status, timestamp, elapsed, header_text(&headers))
+    }
+
+    fn target(&self) -> String {
+        self.target_url.lock().unwrap().clone()
     }
 
     fn record(&self, attempt: Attempt) {
@@ -208,7 +218,7 @@ impl DiditSim {
             base_url: format!("http://{addr}"),
             api_key: api_key.to_owned(),
             destination: destination.to_owned(),
-            target_url: target_url.to_owned(),
+            target_url: Mutex::new(target_url.to_owned()),
             key: Key::new("sim", &Secret::new(secret)).unwrap(),
             // A target that never answers must fail the attempt, not hang the test; and a proxy
             // in the environment must not see loopback traffic.
@@ -232,6 +242,11 @@ impl DiditSim {
             axum::serve(listener, router).await.unwrap();
         });
         Self { addr, shared, task }
+    }
+
+    /// Where deliveries and resends go from now on.
+    pub(crate) fn set_target(&self, target_url: &str) {
+        *self.shared.target_url.lock().unwrap() = target_url.to_owned();
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash).
@@ -414,7 +429,7 @@ async fn list(
             .iter()
             .skip(offset)
             .take(limit)
-            .map(|a| a.entry(&shared.target_url))
+            .map(|a| a.entry(&shared.target()))
             .collect();
         (matching.len(), results)
     };
@@ -444,7 +459,7 @@ async fn delivery(
     }
     let log = shared.log.lock().unwrap();
     match log.attempts.iter().find(|a| a.uuid == delivery) {
-        Some(attempt) => Json(attempt.detail(&shared.target_url)).into_response(),
+        Some(attempt) => Json(attempt.detail(&shared.target())).into_response(),
         None => not_found(),
     }
 }
@@ -467,7 +482,7 @@ async fn resend(
         return not_found();
     };
     let attempt = shared.send(&body).await;
-    let entry = attempt.entry(&shared.target_url);
+    let entry = attempt.entry(&shared.target());
     {
         let mut log = shared.log.lock().unwrap();
         log.attempts.push(attempt);
@@ -630,9 +645,14 @@ fn header<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> &'a str {
 fn assert_signed_delivery(hit: &Hit, body: &[u8], not_before: i64) {
     use riskhook_didit::signature::{Keyring, SignatureHeaders, check};
 
-    assert_eq!(&hit.body[..], body, "the body is byte-identical");
-    assert_eq!(header(&hit.headers, "content-type"), "application/json");
     let timestamp: i64 = header(&hit.headers, "x-timestamp").parse().unwrap();
+    let body = &riskhook::delivery::restamp(body, timestamp)[..];
+    assert_eq!(
+        &hit.body[..],
+        body,
+        "the body, stamped with the time of sending"
+    );
+    assert_eq!(header(&hit.headers, "content-type"), "application/json");
     assert!(
         (not_before..=now()).contains(&timestamp),
         "X-Timestamp {timestamp} is fresh (not before {not_before})"
@@ -902,7 +922,7 @@ async fn sim_resend_re_signs_the_stored_body_at_now_and_records_a_new_attempt() 
     let hits = target.hits();
     assert_eq!(hits.len(), 1);
     assert_signed_delivery(&hits[0], BODY, before);
-    assert_eq!(sim.resent(), [original.clone()]);
+    assert_eq!(sim.resent(), std::slice::from_ref(&original));
     assert_eq!(sim.attempts(), 2);
     let list = api_get(&deliveries_url(&sim)).await;
     assert_eq!(uuids(&list.json)[0], entry["uuid"].as_str().unwrap());

@@ -186,6 +186,18 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET /metrics`, as text.
+    pub(crate) async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub(crate) fn webhook_url(&self) -> String {
         self.url("/webhooks/didit")
     }

@@ -17,6 +17,7 @@ mod nats;
 mod notify;
 mod openapi;
 mod operator;
+mod reconcile;
 mod review_api;
 mod review_story;
 mod roles;

@@ -244,15 +244,7 @@ async fn every_change_reaches_jetstream_once_in_order_per_user_on_its_users_subj
     }
     assert_eq!(encode_subject_token(USERS[0]), "jane~2Edoe~40example~2Ecom");
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let delivered = metrics
         .lines()
         .find_map(|l| {

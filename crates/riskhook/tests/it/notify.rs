@@ -441,15 +441,7 @@ async fn an_endpoint_down_then_up_receives_every_notification_in_order_per_user(
         );
         assert_eq!(d.last_status, None);
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains("riskhook_notifications_total{endpoint=\"down-up\",outcome=\"delivered\"} 9"),
         "{text}"
