@@ -903,6 +903,19 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// A `sessions` row selected as by [`Store::session`], columns in that order.
+fn session_record(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        session_id: row.try_get(0).map_err(map_err)?,
+        status: SessionStatus::parse(row.try_get::<&str, _>(1).map_err(map_err)?),
+        status_timestamp: row.try_get(2).map_err(map_err)?,
+        status_event_id: row.try_get(3).map_err(map_err)?,
+        vendor_data: row.try_get(4).map_err(map_err)?,
+        event_count: row.try_get(5).map_err(map_err)?,
+        current_assessment_id: row.try_get(6).map_err(map_err)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use riskhook_store::NewAuditEntry;
@@ -1148,17 +1161,4 @@ mod tests {
             assert!(!file.exists(), "{} is left behind", file.display());
         }
     }
-}
-
-/// A `sessions` row selected as by [`Store::session`], columns in that order.
-fn session_record(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
-    Ok(SessionRecord {
-        session_id: row.try_get(0).map_err(map_err)?,
-        status: SessionStatus::parse(row.try_get::<&str, _>(1).map_err(map_err)?),
-        status_timestamp: row.try_get(2).map_err(map_err)?,
-        status_event_id: row.try_get(3).map_err(map_err)?,
-        vendor_data: row.try_get(4).map_err(map_err)?,
-        event_count: row.try_get(5).map_err(map_err)?,
-        current_assessment_id: row.try_get(6).map_err(map_err)?,
-    })
 }
