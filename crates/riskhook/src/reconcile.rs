@@ -17,7 +17,8 @@ pub mod api;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use riskhook_didit::payload::DiditEvent;
+use riskhook_didit::payload::{DiditEvent, SessionStatus};
+use riskhook_didit::session::Observation;
 use riskhook_store::{NewAuditEntry, Store};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -61,7 +62,8 @@ pub struct Missing {
     pub status: Option<String>,
     /// What happened to it: `resent` (our endpoint answered the resend 2xx), `resend_failed`
     /// (Didit or our endpoint failed it: the next run tries again), `not_resent` (dry run, over
-    /// `max_resends`, or no `event_id` to deduplicate a resend by).
+    /// `max_resends`, no `event_id` to deduplicate a resend by, or a resend would move its
+    /// session's status back).
     pub outcome: &'static str,
     /// What our endpoint answered the resend, or why it failed.
     pub detail: Option<String>,
@@ -368,6 +370,7 @@ async fn reconcile(
             continue;
         }
         by_key.insert(key, missing.len());
+        let held = moves_session_back(store, &event).await?;
         missing.push(Missing {
             delivery: attempt.uuid.clone(),
             event_id: event.delivery_key().map(str::to_owned),
@@ -375,12 +378,16 @@ async fn reconcile(
             webhook_type: event.kind.as_str().to_owned(),
             status: event.status().map(str::to_owned),
             outcome: "not_resent",
-            detail: None,
+            detail: held,
         });
     }
 
     let mut resends = 0;
     for m in &mut missing {
+        // Decided while looking it up (it would move its session back).
+        if m.detail.is_some() {
+            continue;
+        }
         if options.dry_run {
             m.detail = Some("dry run".to_owned());
             continue;
@@ -443,6 +450,34 @@ async fn reconcile(
         });
     }
     Ok(report)
+}
+
+/// Why resending `event` would do harm, if it would: a resend carries a fresh timestamp, and a
+/// session's status is its greatest observation by timestamp first, so a missed `In Progress`
+/// resent after the stored `Approved` would move the session back. Such an event is reported,
+/// not resent (its status is already history for the session).
+async fn moves_session_back(
+    store: &dyn Store,
+    event: &DiditEvent,
+) -> Result<Option<String>, RunError> {
+    let (Some(session_id), Some(status), Some(timestamp)) =
+        (event.session_id(), event.status(), event.timestamp)
+    else {
+        return Ok(None);
+    };
+    let Some(current) = store.session(session_id).await? else {
+        return Ok(None);
+    };
+    let missed = Observation::new(timestamp, SessionStatus::parse(status));
+    let now = Observation::new(current.status_timestamp, current.status.clone());
+    if current.status != missed.status && now.supersedes(&missed) {
+        return Ok(Some(format!(
+            "the session is {} since {}, later than this {status}: a resend, stamped now, would move it back",
+            current.status.as_str(),
+            crate::time::rfc3339(current.status_timestamp)
+        )));
+    }
+    Ok(None)
 }
 
 /// The UTC day of a Unix time, `YYYY-MM-DD`, as Didit's date filters take it.

@@ -220,6 +220,50 @@ async fn missed_deliveries_are_resent_once_and_stored_once() {
     app.stop().await;
 }
 
+/// A missed `In Progress` whose session has since been approved is reported, not resent: the
+/// resend would carry a fresh timestamp and move the session back.
+#[tokio::test]
+async fn a_missed_event_is_not_resent_when_it_would_move_its_session_back() {
+    let app = spawn_app().await;
+    let sim = DiditSim::start(API_KEY, DESTINATION, SECRET, &app.webhook_url()).await;
+    let t = now();
+    let in_progress = event(50, "In Progress", t - 900);
+    sim.record_attempt(&in_progress, None, t - 900);
+    let mut approved: Value = serde_json::from_slice(&event(51, "Approved", t)).unwrap();
+    approved["session_id"] = json!("sess-50");
+    approved["vendor_data"] = json!("user-50");
+    assert_eq!(
+        sim.deliver(&serde_json::to_vec(&approved).unwrap()).await.1,
+        Some(200)
+    );
+    // A missed In Progress of a session nobody stored yet is resent.
+    let other = event(52, "In Progress", t - 800);
+    sim.record_attempt(&other, Some(503), t - 800);
+
+    let report = reconcile_with(&app, &config(&sim, &[]), Check::Failed, false)
+        .await
+        .unwrap();
+    let held = report
+        .missing
+        .iter()
+        .find(|m| m.session_id.as_deref() == Some("sess-50"))
+        .unwrap();
+    assert_eq!(held.outcome, "not_resent");
+    assert!(
+        held.detail
+            .as_deref()
+            .unwrap()
+            .contains("would move it back"),
+        "{held:?}"
+    );
+    assert_eq!(report.resent(), 1, "{report:?}");
+    let session = app.store.session("sess-50").await.unwrap().unwrap();
+    assert_eq!(session.status.as_str(), "Approved");
+    assert!(stored(app.store.as_ref(), &other).await);
+    assert!(!stored(app.store.as_ref(), &in_progress).await);
+    app.stop().await;
+}
+
 /// Every page is followed (Didit's `count` stops at 100), and a 429 waits for Retry-After.
 #[tokio::test]
 async fn every_page_is_read_and_rate_limits_are_waited_out() {
