@@ -117,6 +117,42 @@ fn cancelled() -> StoreError {
     StoreError::Other("the backtest was cancelled: nobody is waiting for it".into())
 }
 
+/// What a replay on its blocking thread reads pages through.
+struct Pages {
+    runtime: tokio::runtime::Handle,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Pages {
+    /// Reads the next page, unless the caller has stopped waiting.
+    fn next<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(cancelled());
+        }
+        self.runtime.block_on(read)
+    }
+}
+
+/// Runs a replay on a blocking thread (it is CPU-bound: off the async workers), stopped at its
+/// next page when this future is dropped.
+async fn off_the_runtime<T: Send + 'static>(
+    replay: impl FnOnce(&Pages) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let cancel = Cancel::default();
+    let pages = Pages {
+        runtime: tokio::runtime::Handle::current(),
+        stop: cancel.token(),
+    };
+    let result = tokio::task::spawn_blocking(move || replay(&pages))
+        .await
+        .map_err(|e| StoreError::Other(Box::new(e)))?;
+    drop(cancel);
+    result
+}
+
 /// Replays every stored session event in `window` through `current` and `candidate`.
 pub async fn run(
     store: Arc<dyn Store>,
@@ -126,10 +162,7 @@ pub async fn run(
 ) -> Result<Outcome, StoreError> {
     let started = Instant::now();
     let labels = verdicts(store.as_ref()).await?;
-    let runtime = tokio::runtime::Handle::current();
-    let cancel = Cancel::default();
-    let stop = cancel.token();
-    let replayed = tokio::task::spawn_blocking(move || {
+    let replayed = off_the_runtime(move |pages| {
         let mut backtest = Backtest::new(&current, &candidate, labels);
         let (mut from_snapshots, mut from_bodies, mut skipped) = (0, 0, 0);
         let mut filter = ReplayFilter {
@@ -139,10 +172,7 @@ pub async fn run(
             limit: PAGE,
         };
         loop {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(cancelled());
-            }
-            let page = runtime.block_on(store.replay_events(&filter))?;
+            let page = pages.next(store.replay_events(&filter))?;
             let full = page.len() == PAGE as usize;
             for record in page {
                 filter.after_seq = record.seq;
@@ -162,11 +192,9 @@ pub async fn run(
                 break;
             }
         }
-        Ok::<_, StoreError>((backtest.finish(), from_snapshots, from_bodies, skipped))
+        Ok((backtest.finish(), from_snapshots, from_bodies, skipped))
     })
-    .await
-    .map_err(|e| StoreError::Other(Box::new(e)))??;
-    drop(cancel);
+    .await?;
     let (report, from_snapshots, from_bodies, skipped) = replayed;
     Ok(Outcome {
         report,
@@ -210,10 +238,7 @@ pub async fn shadow_report(
     shadow: Arc<Policy>,
 ) -> Result<ShadowOutcome, StoreError> {
     let labels = verdicts(store.as_ref()).await?;
-    let runtime = tokio::runtime::Handle::current();
-    let cancel = Cancel::default();
-    let stop = cancel.token();
-    let report = tokio::task::spawn_blocking(move || {
+    off_the_runtime(move |pages| {
         let rules = current
             .rules()
             .into_iter()
@@ -223,10 +248,7 @@ pub async fn shadow_report(
             Comparison::new(PolicyId::of(&current), PolicyId::of(&shadow), rules, labels);
         let (mut after, mut skipped) = (None::<String>, 0);
         loop {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(cancelled());
-            }
-            let page = runtime.block_on(store.shadow_assessments(&id, after.as_deref(), PAGE))?;
+            let page = pages.next(store.shadow_assessments(&id, after.as_deref(), PAGE))?;
             let full = page.len() == PAGE as usize;
             for record in &page {
                 let Ok(real) = serde_json::from_str::<StoredDecision>(&record.assessment) else {
@@ -254,9 +276,6 @@ pub async fn shadow_report(
         })
     })
     .await
-    .map_err(|e| StoreError::Other(Box::new(e)))?;
-    drop(cancel);
-    report
 }
 
 /// The report for people: what changes, then the detail.

@@ -81,10 +81,10 @@ pub struct ReconcileArgs {
     pub db: DatabaseArgs,
     /// Attempts made at or after this time: RFC 3339 or Unix seconds (default: now minus
     /// `didit.reconcile.window`).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = crate::time::parse)]
     pub since: Option<i64>,
     /// Attempts made before this time (default: now).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = crate::time::parse)]
     pub until: Option<i64>,
     /// Check every attempt, acknowledged ones too (after restoring the database from a
     /// backup), instead of `didit.reconcile.check`.
@@ -311,32 +311,15 @@ pub enum PolicyCommand {
         #[command(flatten)]
         db: DatabaseArgs,
         /// Only events received at or after this time: RFC 3339 or Unix seconds.
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = crate::time::parse)]
         since: Option<i64>,
         /// Only events received before this time: RFC 3339 or Unix seconds.
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = crate::time::parse)]
         until: Option<i64>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
-}
-
-/// A time given as RFC 3339 (`2026-12-01T00:00:00Z`) or Unix seconds.
-pub fn parse_time(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<i64>() {
-        return Ok(seconds);
-    }
-    humantime::parse_rfc3339_weak(text)
-        .map_err(|e| {
-            format!("`{text}`: {e} (give RFC 3339, e.g. 2026-12-01T00:00:00Z, or Unix seconds)")
-        })
-        .and_then(|t| {
-            t.duration_since(UNIX_EPOCH)
-                .map_err(|_| format!("`{text}` is before 1970"))
-                .and_then(|d| i64::try_from(d.as_secs()).map_err(|e| e.to_string()))
-        })
 }
 
 /// An error and its causes on one line, `a: b: c`, leaving out a cause whose text the one

@@ -638,12 +638,37 @@ fn mask_url_password(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else {
         return text.to_owned();
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return text.to_owned();
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => text.to_owned(),
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => rest.to_owned(),
+        },
+        None => rest.to_owned(),
+    };
+    // A password can ride in the query too (`?password=…`, libpq's `sslpassword=…`).
+    let query = query.map(|query| {
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _))
+                    if ["password", "secret", "token", "key"]
+                        .iter()
+                        .any(|s| name.to_ascii_lowercase().contains(s)) =>
+                {
+                    format!("{name}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(query) => format!("{scheme}://{rest}?{query}"),
+        None => format!("{scheme}://{rest}"),
     }
 }
 
@@ -1686,5 +1711,24 @@ mod tests {
             format!("{url:?}"),
             "DatabaseUrl(\"postgres://app:***@db:5432/riskhook\")"
         );
+    }
+
+    #[test]
+    fn shown_urls_hide_passwords_in_the_userinfo_and_the_query() {
+        assert_eq!(
+            mask_url_password("postgres://bob:hunter2@db:5432/riskhook?sslmode=require"),
+            "postgres://bob:***@db:5432/riskhook?sslmode=require"
+        );
+        assert_eq!(
+            mask_url_password(
+                "postgres://bob@db/riskhook?password=hunter2&sslpassword=x&application_name=rh"
+            ),
+            "postgres://bob@db/riskhook?password=***&sslpassword=***&application_name=rh"
+        );
+        assert_eq!(
+            mask_url_password("sqlite://riskhook.db"),
+            "sqlite://riskhook.db"
+        );
+        assert_eq!(mask_url_password("not a url"), "not a url");
     }
 }

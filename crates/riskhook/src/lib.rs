@@ -48,3 +48,4 @@ pub mod store;
 pub mod telemetry;
 pub mod time;
 mod ui;
+mod words;

@@ -1,5 +1,6 @@
-//! Times as the API shows them beside Unix seconds and milliseconds: RFC 3339 in UTC, so a
-//! person (or a tool without a Unix-time conversion) reads them as they are.
+//! Times for people and tools: RFC 3339 in UTC beside the API's Unix seconds and milliseconds
+//! (read as they are, without a Unix-time conversion), and the times the API's queries and the
+//! command line's `--since`/`--until` take (RFC 3339 or Unix seconds).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -57,6 +58,23 @@ fn format(millis: i64, with_millis: bool) -> String {
     } else {
         humantime::format_rfc3339_seconds(at).to_string()
     }
+}
+
+/// A time given as RFC 3339 (`2026-12-01T00:00:00Z`) or Unix seconds.
+pub fn parse(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|e| {
+            format!("`{text}`: {e} (give RFC 3339, e.g. 2026-12-01T00:00:00Z, or Unix seconds)")
+        })
+        .and_then(|t| {
+            t.duration_since(UNIX_EPOCH)
+                .map_err(|_| format!("`{text}` is before 1970"))
+                .and_then(|d| i64::try_from(d.as_secs()).map_err(|e| e.to_string()))
+        })
 }
 
 #[cfg(test)]

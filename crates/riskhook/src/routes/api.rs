@@ -74,9 +74,7 @@ fn not_evaluated_in_words(explanation: &Value) -> Vec<NotEvaluatedOut> {
                 .iter()
                 .map(|n| NotEvaluatedOut {
                     rule_id: n["rule_id"].as_str().unwrap_or_default().to_owned(),
-                    reason: crate::ui::not_evaluated_in_words(
-                        n["error"].as_str().unwrap_or_default(),
-                    ),
+                    reason: crate::words::not_evaluated(n["error"].as_str().unwrap_or_default()),
                 })
                 .collect()
         })
@@ -416,8 +414,9 @@ impl Time {
     fn seconds(self, field: &str) -> Result<i64> {
         match self {
             Time::Seconds(s) => Ok(s),
-            Time::Text(text) => crate::cli::parse_time(&text)
-                .map_err(|e| ApiError::Invalid(format!("{field}: {e}"))),
+            Time::Text(text) => {
+                crate::time::parse(&text).map_err(|e| ApiError::Invalid(format!("{field}: {e}")))
+            }
         }
     }
 }

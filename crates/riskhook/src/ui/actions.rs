@@ -15,8 +15,9 @@ use serde::Deserialize;
 
 use super::session::{Analyst, CsrfForm};
 use super::views::Flash;
-use super::{UiError, redirect, words};
+use super::{UiError, redirect};
 use crate::state::AppState;
+use crate::words;
 
 /// The longest reason kept (as for `/v1`).
 const MAX_REASON: usize = 2000;

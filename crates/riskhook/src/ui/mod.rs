@@ -15,7 +15,6 @@ mod actions;
 mod pages;
 mod session;
 mod views;
-mod words;
 
 use askama::Template;
 use axum::Router;
@@ -28,11 +27,6 @@ use riskhook_store::{CommandError, StoreError};
 use crate::error::ApiError;
 use crate::state::AppState;
 use views::ErrorPage;
-
-/// Why a rule was not evaluated, in words (shared with the API's assessments).
-pub(crate) fn not_evaluated_in_words(engine_text: &str) -> String {
-    words::not_evaluated(engine_text)
-}
 
 /// Every workbench route, or none when the workbench is off.
 pub(crate) fn router(state: &AppState) -> Router<AppState> {

@@ -23,9 +23,10 @@ use super::views::{
     DeliveryRow, EvidenceView, FiredRow, NotEvaluatedRow, PolicyPage, QueuePage, QueueRow, RuleRow,
     TimelineRow, UserCaseRow, UserPage, UserView, choices,
 };
-use super::{UiError, redirect, render, words};
+use super::{UiError, redirect, render};
 use crate::audit::ChainWatch;
 use crate::state::AppState;
+use crate::words;
 
 /// Rows per page of the queue and the audit log.
 const PAGE: u32 = 50;

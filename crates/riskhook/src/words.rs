@@ -1,5 +1,6 @@
-//! What the workbench says to people: statuses, ages, signal values and why a rule was not
-//! evaluated, in words rather than storage names or CEL internals. Pure functions of their
+//! What riskhook says to people, in the workbench and in the API's explanations: statuses,
+//! ages, signal values and why a rule was not evaluated, in words rather than storage names or
+//! CEL internals. Pure functions of their
 //! arguments (time is passed in), tested below.
 
 use riskhook_core::assessment::UserStatus;
