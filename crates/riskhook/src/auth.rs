@@ -1,15 +1,20 @@
 //! API-key authentication for `/v1`: the [`Caller`] extractor and role checks. Keys come from
 //! the configuration (compared in constant time) or from the database (`riskhook keys create`).
+//!
+//! The configured keys are this module's types ([`ApiKey`], [`ApiKeys`]): `config` parses
+//! `[[api_keys]]` and builds them, but a key's hash is opaque outside this module.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use std::collections::HashMap;
+use std::fmt;
 
-use riskhook_store::{ApiKeyRecord, Person};
+use riskhook_store::{ApiKeyRecord, Person, Role};
+use sha2::Digest;
+use subtle::ConstantTimeEq;
 
-use crate::config::Role;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -102,7 +107,7 @@ impl Caller {
         Ok(stored.filter(|k| k.revoked_at.is_none()).map(Self::stored))
     }
 
-    fn configured(key: &crate::config::ApiKey) -> Self {
+    fn configured(key: &ApiKey) -> Self {
         Caller {
             key_id: key.id.clone(),
             role: key.role,
@@ -139,4 +144,100 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .ok_or(ApiError::Unauthorized)
     }
+}
+
+/// One configured API key: its id, role and the SHA-256 of the key.
+#[derive(Clone)]
+pub struct ApiKey {
+    /// Shown in logs and audit entries instead of the key.
+    pub id: String,
+    /// The person (or service) the key belongs to: four eyes needs two different ones.
+    pub principal: String,
+    /// What it may do.
+    pub role: Role,
+    hash: ApiKeyHash,
+}
+
+impl ApiKey {
+    /// A configured key (its fields already validated by the configuration).
+    pub(crate) fn new(id: String, principal: String, role: Role, hash: ApiKeyHash) -> Self {
+        Self {
+            id,
+            principal,
+            role,
+            hash,
+        }
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("principal", &self.principal)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SHA-256 of a configured API key, parsed from the `sha256:<hex>` form [`api_key_hash`]
+/// writes. No `Debug`: it stays inside [`ApiKey`], whose `Debug` leaves it out.
+#[derive(Clone)]
+pub(crate) struct ApiKeyHash([u8; 32]);
+
+impl ApiKeyHash {
+    /// `None` unless `text` is `sha256:` and 64 hex characters.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let mut hash = [0u8; 32];
+        text.strip_prefix("sha256:")
+            .and_then(|h| hex::decode_to_slice(h, &mut hash).ok())?;
+        Some(Self(hash))
+    }
+}
+
+/// The configured API keys.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys(Vec<ApiKey>);
+
+impl ApiKeys {
+    /// The keys as configured (ids already checked to be unique).
+    pub(crate) fn new(keys: Vec<ApiKey>) -> Self {
+        Self(keys)
+    }
+
+    /// The key `presented` matches, if any. Every configured hash is compared, in constant
+    /// time, whatever matches first, so timing reveals neither which key nor how close.
+    pub fn authenticate(&self, presented: &str) -> Option<&ApiKey> {
+        let digest: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for key in &self.0 {
+            if bool::from(key.hash.0.ct_eq(&digest)) && found.is_none() {
+                found = Some(key);
+            }
+        }
+        found
+    }
+
+    /// The configured key with this id.
+    pub fn by_id(&self, id: &str) -> Option<&ApiKey> {
+        self.0.iter().find(|k| k.id == id)
+    }
+
+    /// Whether any key is configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many keys are configured.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// `sha256:<hex>` of an API key: what goes in the configuration.
+pub fn api_key_hash(key: &str) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
 }

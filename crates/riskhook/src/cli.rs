@@ -18,7 +18,8 @@ use riskhook_core::signals::{SCHEMA, didit};
 use riskhook_didit::payload::DiditEvent;
 
 use crate::app::{App, shutdown_signal};
-use crate::config::{Config, DatabaseUrl, api_key_hash};
+use crate::auth::api_key_hash;
+use crate::config::{Config, DatabaseUrl};
 use crate::delivery;
 use crate::policy::PolicyHandle;
 use crate::telemetry;

@@ -3,23 +3,40 @@
 //!
 //! Secrets come from the environment or a file, never from a flag, and no type here prints one in
 //! its `Debug`.
+//!
+//! This file owns what concerns the whole configuration: the layers, the top-level keys and
+//! their validation, `show`, and the helpers every section shares (durations, webhook URLs,
+//! secret files, redaction). Each larger section is a submodule with its raw (as written) and
+//! validated types: `didit`, `reconcile` (`[didit.reconcile]`), `notify`, `nats`, `audit`, `ui`.
+//! API keys are parsed here but are [`crate::auth`]'s type.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Format, Toml};
-use riskhook_core::audit::AuditKey;
-use riskhook_didit::signature::{Key, Keyring, Secret};
-use riskhook_didit::webhook::Verifier;
+use riskhook_didit::signature::Secret;
+use riskhook_store::Role;
 use serde::{Deserialize, Deserializer};
 
-mod reconcile;
+use crate::auth::{ApiKey, ApiKeyHash, ApiKeys};
 
+mod audit;
+mod didit;
+mod nats;
+mod notify;
+mod reconcile;
+mod ui;
+
+pub use audit::AuditConfig;
+pub use didit::DiditConfig;
+pub use nats::{NatsAuth, NatsConfig, NatsServers};
+pub use notify::{Endpoint, NotifyConfig};
 pub use reconcile::{Check, DiditApiKey, ReconcileConfig};
+pub use ui::{SecureCookie, UiConfig};
 
 /// The compiled-in defaults, which double as the configuration reference.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -86,42 +103,6 @@ pub struct Config {
     pub ui: UiConfig,
 }
 
-/// The review workbench's settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UiConfig {
-    /// Serve `/ui` at all.
-    pub enabled: bool,
-    /// A session ends after this long without a request.
-    #[serde(deserialize_with = "duration")]
-    pub session_idle: Duration,
-    /// When the session cookie is marked `Secure`.
-    pub secure_cookie: SecureCookie,
-}
-
-/// When the workbench's session cookie carries `Secure`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SecureCookie {
-    /// When the request came over HTTPS through a proxy (`X-Forwarded-Proto: https`).
-    Auto,
-    /// Always (riskhook is only reached over HTTPS).
-    Always,
-    /// Never (plain HTTP only).
-    Never,
-}
-
-/// The audit chain's key and its checkpoints (anchors) outside the database.
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    /// Keys every new entry (HMAC-SHA256) when set (redacted in `Debug`).
-    pub key: Option<AuditKey>,
-    /// How often the head of the chain is published as a checkpoint (when it moved).
-    pub checkpoint_interval: Duration,
-    /// Checkpoints are also appended to this file, one JSON line each.
-    pub anchor_file: Option<PathBuf>,
-}
-
 /// Manual review settings.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,200 +110,6 @@ pub struct ReviewConfig {
     /// Lifting a freeze (a manual unfreeze, or a case resolved to approve or unfreeze a frozen
     /// user) needs a second key's approval.
     pub four_eyes: bool,
-}
-
-/// Outbound notification settings: where `user.updated` notifications go and how patiently.
-#[derive(Debug, Clone)]
-pub struct NotifyConfig {
-    /// Attempts before a delivery is `failed` (then only a manual retry sends it).
-    pub max_attempts: u32,
-    /// The wait after the first failure; it doubles with every further failure.
-    pub backoff_initial: Duration,
-    /// The longest wait between attempts, also the cap on a receiver's `Retry-After`.
-    pub backoff_max: Duration,
-    /// How long a claimed delivery stays with this process: longer than `timeout`, so that
-    /// an attempt in progress is never taken over and sent twice.
-    pub lease: Duration,
-    /// How often due deliveries are looked for.
-    pub poll_interval: Duration,
-    /// Per-attempt deadline (connect, send, response headers).
-    pub timeout: Duration,
-    /// Attempts in flight at once, across endpoints and users.
-    pub concurrency: usize,
-    /// The endpoints (URLs and secrets redacted in `Debug`).
-    pub webhooks: Vec<crate::notify::Endpoint>,
-}
-
-/// The NATS JetStream sink: one more notification endpoint, whose deliveries are published to
-/// a stream instead of POSTed (see [`crate::notify::nats`]).
-#[derive(Debug, Clone)]
-pub struct NatsConfig {
-    /// The servers to connect to (user info redacted in `Debug`).
-    pub servers: NatsServers,
-    /// Subjects are `<subject_prefix>.<encoded user id>`.
-    pub subject_prefix: String,
-    /// The stream, created when missing with subjects `<subject_prefix>.>`.
-    pub stream: String,
-    /// The duplicate window of a stream riskhook creates: a re-publish of the same message
-    /// within it is stored once.
-    pub duplicate_window: Duration,
-    /// How to authenticate.
-    pub auth: NatsAuth,
-    /// The endpoint id of the sink (endpoints table, metrics, `/v1/deliveries`).
-    pub endpoint_id: String,
-}
-
-/// NATS server URLs. User info given in `nats.url` is moved to [`NatsAuth::UserPassword`] at
-/// validation, so these never hold a password (the client logs them at debug level).
-#[derive(Clone)]
-pub struct NatsServers(Vec<async_nats::ServerAddr>);
-
-impl NatsServers {
-    /// The addresses, for connecting.
-    pub fn addrs(&self) -> &[async_nats::ServerAddr] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for NatsServers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown: Vec<String> = self
-            .0
-            .iter()
-            .map(|a| {
-                let url = a.clone().into_inner();
-                crate::notify::redacted_url(&url)
-            })
-            .collect();
-        f.debug_tuple("NatsServers").field(&shown).finish()
-    }
-}
-
-/// How riskhook authenticates to NATS. The token and the credentials never appear in `Debug`.
-#[derive(Clone)]
-pub enum NatsAuth {
-    /// No credentials.
-    None,
-    /// User and password, taken out of `nats.url` (`nats://user:password@host`).
-    UserPassword {
-        /// The user.
-        user: String,
-        /// The password.
-        password: String,
-    },
-    /// A token, read from the environment variable named by `nats.token_env`.
-    Token(String),
-    /// A `.creds` file (JWT and NKey seed), read when connecting.
-    CredentialsFile(PathBuf),
-}
-
-impl fmt::Debug for NatsAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NatsAuth::None => f.write_str("None"),
-            NatsAuth::UserPassword { .. } => f.write_str("UserPassword(***)"),
-            NatsAuth::Token(_) => f.write_str("Token(***)"),
-            NatsAuth::CredentialsFile(path) => {
-                f.debug_tuple("CredentialsFile").field(path).finish()
-            }
-        }
-    }
-}
-
-pub use riskhook_store::Role;
-
-/// One configured API key: its id, role and the SHA-256 of the key.
-#[derive(Clone)]
-pub struct ApiKey {
-    /// Shown in logs and audit entries instead of the key.
-    pub id: String,
-    /// The person (or service) the key belongs to: four eyes needs two different ones.
-    pub principal: String,
-    /// What it may do.
-    pub role: Role,
-    hash: [u8; 32],
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKey")
-            .field("id", &self.id)
-            .field("principal", &self.principal)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The configured API keys.
-#[derive(Debug, Clone, Default)]
-pub struct ApiKeys(Vec<ApiKey>);
-
-impl ApiKeys {
-    /// The key `presented` matches, if any. Every configured hash is compared, in constant
-    /// time, whatever matches first, so timing reveals neither which key nor how close.
-    pub fn authenticate(&self, presented: &str) -> Option<&ApiKey> {
-        use sha2::Digest;
-        use subtle::ConstantTimeEq;
-        let digest: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
-        let mut found = None;
-        for key in &self.0 {
-            if bool::from(key.hash.ct_eq(&digest)) && found.is_none() {
-                found = Some(key);
-            }
-        }
-        found
-    }
-
-    /// The configured key with this id.
-    pub fn by_id(&self, id: &str) -> Option<&ApiKey> {
-        self.0.iter().find(|k| k.id == id)
-    }
-
-    /// Whether any key is configured.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// How many keys are configured.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-/// `sha256:<hex>` of an API key: what goes in the configuration.
-pub fn api_key_hash(key: &str) -> String {
-    use sha2::Digest;
-    format!(
-        "sha256:{}",
-        hex::encode(sha2::Sha256::digest(key.as_bytes()))
-    )
-}
-
-/// The Didit intake settings.
-#[derive(Debug, Clone)]
-pub struct DiditConfig {
-    /// The route Didit posts to.
-    pub path: String,
-    /// Freshness window.
-    pub tolerance: Duration,
-    /// Body size limit.
-    pub max_body_bytes: usize,
-    /// Whether `X-Signature-Simple` is accepted.
-    pub allow_simple_signature: bool,
-    /// The keys (secrets redacted in `Debug`).
-    pub keyring: Keyring,
-    /// Reconciliation with Didit's API, run by `serve` every `interval`: `None` unless
-    /// `didit.reconcile.enabled`.
-    pub reconcile: Option<ReconcileConfig>,
-}
-
-impl DiditConfig {
-    /// The verifier these settings describe.
-    pub fn verifier(&self) -> Verifier {
-        Verifier::new(self.keyring.clone())
-            .with_tolerance(self.tolerance)
-            .allow_simple(self.allow_simple_signature)
-    }
 }
 
 /// A database URL whose password never reaches a log line.
@@ -391,67 +178,17 @@ struct RawConfig {
     #[serde(deserialize_with = "duration")]
     idle_timeout: Duration,
     max_connections: usize,
-    didit: RawDidit,
+    didit: didit::RawDidit,
     #[serde(default)]
     policy: RawPolicy,
     #[serde(default)]
     api_keys: Vec<RawApiKey>,
     #[serde(default)]
     review: ReviewConfig,
-    notify: RawNotify,
-    nats: RawNats,
-    audit: RawAudit,
+    notify: notify::RawNotify,
+    nats: nats::RawNats,
+    audit: audit::RawAudit,
     ui: UiConfig,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAudit {
-    key: Option<String>,
-    key_file: Option<PathBuf>,
-    #[serde(deserialize_with = "duration")]
-    checkpoint_interval: Duration,
-    anchor_file: Option<PathBuf>,
-}
-
-impl RawAudit {
-    fn validate(self) -> anyhow::Result<AuditConfig> {
-        let key = match (self.key, self.key_file) {
-            (Some(_), Some(_)) => {
-                bail!("invalid configuration: audit.key and audit.key_file are both set; keep one")
-            }
-            // The error names the rule, never the key.
-            (Some(key), None) => {
-                Some(AuditKey::new(key.as_bytes()).context("invalid configuration: audit.key")?)
-            }
-            (None, Some(path)) => Some(
-                AuditKey::new(read_secret_file(&path, "audit.key_file")?.expose())
-                    .context("invalid configuration: audit.key_file")?,
-            ),
-            (None, None) => None,
-        };
-        if self.checkpoint_interval.is_zero() {
-            bail!("invalid configuration: audit.checkpoint_interval must be greater than zero");
-        }
-        Ok(AuditConfig {
-            key,
-            checkpoint_interval: self.checkpoint_interval,
-            anchor_file: self.anchor_file,
-        })
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNats {
-    url: Option<String>,
-    subject_prefix: String,
-    stream: String,
-    #[serde(deserialize_with = "duration")]
-    duplicate_window: Duration,
-    token_env: Option<String>,
-    credentials_file: Option<PathBuf>,
-    endpoint_id: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -504,60 +241,6 @@ struct RawApiKey {
     principal: Option<String>,
     role: Role,
     hash: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDidit {
-    path: String,
-    #[serde(deserialize_with = "duration")]
-    tolerance: Duration,
-    max_body_bytes: usize,
-    allow_simple_signature: bool,
-    secret: Option<String>,
-    secret_file: Option<PathBuf>,
-    #[serde(default)]
-    keys: Vec<RawKey>,
-    reconcile: reconcile::RawReconcile,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKey {
-    id: String,
-    secret: Option<String>,
-    secret_file: Option<PathBuf>,
-    secret_env: Option<String>,
-    not_after: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotify {
-    max_attempts: u32,
-    #[serde(deserialize_with = "duration")]
-    backoff_initial: Duration,
-    #[serde(deserialize_with = "duration")]
-    backoff_max: Duration,
-    #[serde(deserialize_with = "duration")]
-    lease: Duration,
-    #[serde(deserialize_with = "duration")]
-    poll_interval: Duration,
-    #[serde(deserialize_with = "duration")]
-    timeout: Duration,
-    concurrency: usize,
-    #[serde(default)]
-    webhooks: Vec<RawWebhook>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWebhook {
-    id: String,
-    url: String,
-    secret: Option<String>,
-    secret_file: Option<PathBuf>,
-    secret_env: Option<String>,
 }
 
 /// Accepts `"300s"`, `"5m"`, `"1h 30m"` or a plain number of seconds.
@@ -672,6 +355,17 @@ fn mask_url_password(text: &str) -> String {
     }
 }
 
+/// `scheme://host[:port]/path`: the URL without user info, query or fragment. What the `Debug`
+/// of a configured URL shows (a webhook endpoint's, a NATS server's): they may carry
+/// credentials or a token.
+fn redacted_url(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}{}", url.scheme(), url.path()),
+        None => format!("{}://{host}{}", url.scheme(), url.path()),
+    }
+}
+
 /// Where a command that reads the service's data finds it: the database URL and the policy in
 /// force, from the same layers as [`Config::load`] (for `riskhook policy backtest`, which needs
 /// neither a Didit secret nor a listener).
@@ -693,23 +387,6 @@ impl DataSources {
             database_url: DatabaseUrl::new(database_url.trim()),
             policy_path: policy.path,
         })
-    }
-}
-
-impl AuditConfig {
-    /// Only the `[audit]` section, from the same layers as [`Config::load`]: for `riskhook
-    /// audit verify`, which needs the key but not the rest (a Didit secret, say).
-    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        Self::load_with_env(file, std::env::vars())
-    }
-
-    /// [`AuditConfig::load`] with an explicit environment.
-    pub fn load_with_env(
-        file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> anyhow::Result<Self> {
-        let env: Vec<(String, String)> = env.into_iter().collect();
-        section::<RawAudit>(file, &env, "audit")?.validate()
     }
 }
 
@@ -851,13 +528,9 @@ impl RawConfig {
             if api_keys.iter().any(|k: &ApiKey| k.id == raw.id) {
                 bail!("invalid configuration: {at}.id: `{}` is used twice", raw.id);
             }
-            let mut hash = [0u8; 32];
-            raw.hash
-                .strip_prefix("sha256:")
-                .and_then(|h| hex::decode_to_slice(h, &mut hash).ok())
-                .with_context(|| {
-                    format!("invalid configuration: {at}.hash: expected sha256:<64 hex characters> (see `riskhook keys generate`)")
-                })?;
+            let hash = ApiKeyHash::parse(&raw.hash).with_context(|| {
+                format!("invalid configuration: {at}.hash: expected sha256:<64 hex characters> (see `riskhook keys generate`)")
+            })?;
             let principal = match raw.principal {
                 Some(p) if p.trim().is_empty() => {
                     bail!("invalid configuration: {at}.principal must not be empty")
@@ -865,12 +538,7 @@ impl RawConfig {
                 Some(p) => p.trim().to_owned(),
                 None => raw.id.clone(),
             };
-            api_keys.push(ApiKey {
-                id: raw.id,
-                principal,
-                role: raw.role,
-                hash,
-            });
+            api_keys.push(ApiKey::new(raw.id, principal, raw.role, hash));
         }
         Ok(Config {
             listen,
@@ -888,311 +556,18 @@ impl RawConfig {
             didit,
             policy_shadows: self.policy.shadows()?,
             policy_path: self.policy.path,
-            api_keys: ApiKeys(api_keys),
+            api_keys: ApiKeys::new(api_keys),
             review: self.review,
             notify,
             nats,
             audit: self.audit.validate()?,
-            ui: validate_ui(self.ui)?,
+            ui: ui::validate_ui(self.ui)?,
         })
     }
-}
-
-fn validate_ui(ui: UiConfig) -> anyhow::Result<UiConfig> {
-    if ui.session_idle < Duration::from_secs(60)
-        || ui.session_idle > Duration::from_secs(86_400 * 7)
-    {
-        bail!("invalid configuration: ui.session_idle must be between 1m and 7days");
-    }
-    Ok(ui)
 }
 
 fn scheme_of(url: &str) -> &str {
     url.split(':').next().unwrap_or(url)
-}
-
-impl RawDidit {
-    fn validate(self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<DiditConfig> {
-        if !self.path.starts_with('/') {
-            bail!(
-                "invalid configuration: didit.path: `{}` must start with /",
-                self.path
-            );
-        }
-        if self.tolerance.is_zero() {
-            bail!("invalid configuration: didit.tolerance must be greater than zero");
-        }
-        if self.max_body_bytes == 0 {
-            bail!("invalid configuration: didit.max_body_bytes must be greater than zero");
-        }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut keys = Vec::new();
-        match (&self.secret, &self.secret_file) {
-            (Some(_), Some(_)) => bail!(
-                "invalid configuration: didit.secret and didit.secret_file are both set; keep one"
-            ),
-            (Some(secret), None) => keys.push(
-                Key::new("default", &Secret::new(secret.clone()))
-                    .context("invalid configuration: didit.secret")?,
-            ),
-            (None, Some(path)) => keys.push(
-                Key::new("default", &read_secret_file(path, "didit.secret_file")?)
-                    .context("invalid configuration: didit.secret_file")?,
-            ),
-            (None, None) => {}
-        }
-        for (i, raw) in self.keys.into_iter().enumerate() {
-            let at = format!("didit.keys[{i}]");
-            let secret = match (raw.secret, raw.secret_file, raw.secret_env) {
-                (Some(s), None, None) => Secret::new(s),
-                (None, Some(path), None) => read_secret_file(&path, &format!("{at}.secret_file"))?,
-                (None, None, Some(var)) => Secret::new(env(&var).with_context(|| {
-                    format!("invalid configuration: {at}.secret_env: environment variable {var} is not set")
-                })?),
-                _ => bail!(
-                    "invalid configuration: {at}: give exactly one of secret, secret_file or secret_env"
-                ),
-            };
-            let mut key = Key::new(raw.id.clone(), &secret)
-                .with_context(|| format!("invalid configuration: {at}"))?;
-            if let Some(not_after) = raw.not_after {
-                let t = humantime::parse_rfc3339_weak(not_after.trim()).with_context(|| {
-                    format!("invalid configuration: {at}.not_after: `{not_after}` is not an RFC 3339 time such as 2026-12-01T00:00:00Z")
-                })?;
-                let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                if secs < now {
-                    tracing::warn!(
-                        key = raw.id,
-                        "didit key is past its not_after and will verify nothing"
-                    );
-                }
-                key = key.with_not_after(i64::try_from(secs).unwrap_or(i64::MAX));
-            }
-            keys.push(key);
-        }
-        if keys.is_empty() {
-            bail!(
-                "invalid configuration: didit: no signing secret; set RISKHOOK_DIDIT_SECRET (the secret of your Didit webhook destination), didit.secret_file, or [[didit.keys]]"
-            );
-        }
-        let keyring = Keyring::new(keys).context("invalid configuration: didit.keys")?;
-        let reconcile = self.reconcile.for_serve(env)?;
-        Ok(DiditConfig {
-            path: self.path,
-            tolerance: self.tolerance,
-            max_body_bytes: self.max_body_bytes,
-            allow_simple_signature: self.allow_simple_signature,
-            keyring,
-            reconcile,
-        })
-    }
-}
-
-impl RawNotify {
-    fn validate(self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<NotifyConfig> {
-        if self.max_attempts == 0 {
-            bail!("invalid configuration: notify.max_attempts must be at least 1");
-        }
-        for (key, value) in [
-            ("backoff_initial", self.backoff_initial),
-            ("poll_interval", self.poll_interval),
-            ("timeout", self.timeout),
-        ] {
-            if value.is_zero() {
-                bail!("invalid configuration: notify.{key} must be greater than zero");
-            }
-        }
-        if self.backoff_max < self.backoff_initial {
-            bail!(
-                "invalid configuration: notify.backoff_max must not be shorter than notify.backoff_initial"
-            );
-        }
-        if self.lease <= self.timeout {
-            bail!(
-                "invalid configuration: notify.lease must be longer than notify.timeout, or an attempt still in progress could be taken over and sent twice"
-            );
-        }
-        if !(1..=1024).contains(&self.concurrency) {
-            bail!("invalid configuration: notify.concurrency must be between 1 and 1024");
-        }
-        let mut webhooks: Vec<crate::notify::Endpoint> = Vec::new();
-        for (i, raw) in self.webhooks.into_iter().enumerate() {
-            let at = format!("notify.webhooks[{i}]");
-            // The id is a metric label and a database key: keep it short and plain.
-            let plain = raw
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if raw.id.is_empty() || raw.id.len() > 64 || !plain {
-                bail!(
-                    "invalid configuration: {at}.id: `{}` must be 1 to 64 letters, digits, `-`, `_` or `.`",
-                    raw.id
-                );
-            }
-            if webhooks.iter().any(|w| w.id == raw.id) {
-                bail!("invalid configuration: {at}.id: `{}` is used twice", raw.id);
-            }
-            let url = parse_webhook_url(&raw.url)
-                .map_err(|why| anyhow::anyhow!("invalid configuration: {at}.url: {why}"))?;
-            let (key, text) = match (raw.secret, raw.secret_file, raw.secret_env) {
-                (Some(s), None, None) => ("secret", s),
-                (None, Some(path), None) => {
-                    let key = format!("{at}.secret_file");
-                    let secret = read_secret_file(&path, &key)?;
-                    let text = String::from_utf8(secret.expose().to_vec())
-                        .map_err(|_| anyhow::anyhow!("invalid configuration: {key}: not UTF-8"))?;
-                    ("secret_file", text)
-                }
-                (None, None, Some(var)) => ("secret_env", env(&var).with_context(|| {
-                    format!("invalid configuration: {at}.secret_env: environment variable {var} is not set")
-                })?),
-                _ => bail!(
-                    "invalid configuration: {at}: give exactly one of secret, secret_file or secret_env"
-                ),
-            };
-            let signer = crate::notify::Signer::parse(&text)
-                .map_err(|e| anyhow::anyhow!("invalid configuration: {at}.{key}: {e}"))?;
-            webhooks.push(crate::notify::Endpoint {
-                id: raw.id,
-                url,
-                signer,
-            });
-        }
-        Ok(NotifyConfig {
-            max_attempts: self.max_attempts,
-            backoff_initial: self.backoff_initial,
-            backoff_max: self.backoff_max,
-            lease: self.lease,
-            poll_interval: self.poll_interval,
-            timeout: self.timeout,
-            concurrency: self.concurrency,
-            webhooks,
-        })
-    }
-}
-
-impl RawNats {
-    fn validate(
-        self,
-        env: &dyn Fn(&str) -> Option<String>,
-        notify: &NotifyConfig,
-    ) -> anyhow::Result<Option<NatsConfig>> {
-        let Some(url) = self.url.filter(|u| !u.trim().is_empty()) else {
-            return Ok(None);
-        };
-        let mut servers = Vec::new();
-        let mut user_password: Option<(String, String)> = None;
-        for one in url.split(',').map(str::trim) {
-            let parsed = reqwest::Url::parse(one)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "nats" | "tls") && u.host_str().is_some());
-            let Some(mut parsed) = parsed else {
-                // Not the text itself: it may hold a password.
-                bail!(
-                    "invalid configuration: nats.url: expected nats://HOST:PORT or tls://HOST:PORT, comma-separated for a cluster"
-                );
-            };
-            if !parsed.username().is_empty() || parsed.password().is_some() {
-                // The client ignores user info in a URL (and logs URLs at debug level): pass
-                // it as credentials instead, and keep it out of the address.
-                let pair = percent_decode(parsed.username())
-                    .zip(percent_decode(parsed.password().unwrap_or_default()))
-                    .context(
-                        "invalid configuration: nats.url: the user or password is not UTF-8",
-                    )?;
-                if user_password.as_ref().is_some_and(|known| *known != pair) {
-                    bail!(
-                        "invalid configuration: nats.url: every server must have the same user and password"
-                    );
-                }
-                user_password = Some(pair);
-                let _ = parsed.set_username("");
-                let _ = parsed.set_password(None);
-            }
-            let addr = async_nats::ServerAddr::from_url(parsed).map_err(|_| {
-                anyhow::anyhow!("invalid configuration: nats.url: not a NATS server URL")
-            })?;
-            servers.push(addr);
-        }
-        crate::notify::nats::check_subject_prefix(&self.subject_prefix)
-            .map_err(|why| anyhow::anyhow!("invalid configuration: nats.subject_prefix: {why}"))?;
-        crate::notify::nats::check_stream_name(&self.stream)
-            .map_err(|why| anyhow::anyhow!("invalid configuration: nats.stream: {why}"))?;
-        if self.duplicate_window <= notify.lease {
-            bail!(
-                "invalid configuration: nats.duplicate_window must be longer than notify.lease, or a message re-published after a lease ended could be stored twice"
-            );
-        }
-        let plain = self
-            .endpoint_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if self.endpoint_id.is_empty() || self.endpoint_id.len() > 64 || !plain {
-            bail!(
-                "invalid configuration: nats.endpoint_id: `{}` must be 1 to 64 letters, digits, `-`, `_` or `.`",
-                self.endpoint_id
-            );
-        }
-        if notify.webhooks.iter().any(|w| w.id == self.endpoint_id) {
-            bail!(
-                "invalid configuration: nats.endpoint_id: `{}` is also the id of a notify.webhooks endpoint",
-                self.endpoint_id
-            );
-        }
-        let auth = match (self.token_env, self.credentials_file, user_password) {
-            (None, None, None) => NatsAuth::None,
-            (None, None, Some((user, password))) => NatsAuth::UserPassword { user, password },
-            (Some(var), None, None) => NatsAuth::Token(env(&var).with_context(|| {
-                format!(
-                    "invalid configuration: nats.token_env: environment variable {var} is not set"
-                )
-            })?),
-            (None, Some(path), None) => {
-                if !path.is_file() {
-                    bail!(
-                        "invalid configuration: nats.credentials_file: {} is not a file",
-                        path.display()
-                    );
-                }
-                NatsAuth::CredentialsFile(path)
-            }
-            _ => bail!(
-                "invalid configuration: nats: give at most one of a user and password in nats.url, nats.token_env or nats.credentials_file"
-            ),
-        };
-        Ok(Some(NatsConfig {
-            servers: NatsServers(servers),
-            subject_prefix: self.subject_prefix,
-            stream: self.stream,
-            duplicate_window: self.duplicate_window,
-            auth,
-            endpoint_id: self.endpoint_id,
-        }))
-    }
-}
-
-/// `%XX` escapes decoded (as in a URL's user info); `None` when the result is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.bytes();
-    while let Some(byte) = rest.next() {
-        if byte == b'%' {
-            let mut hex = rest.clone();
-            let decoded = hex
-                .next()
-                .zip(hex.next())
-                .and_then(|(h, l)| u8::from_str_radix(std::str::from_utf8(&[h, l]).ok()?, 16).ok());
-            if let Some(decoded) = decoded {
-                bytes.push(decoded);
-                rest = hex;
-                continue;
-            }
-        }
-        bytes.push(byte);
-    }
-    String::from_utf8(bytes).ok()
 }
 
 /// An absolute `http` or `https` URL with a host. HTTPS needs the `tls` cargo feature: without
@@ -1231,6 +606,7 @@ fn read_secret_file(path: &Path, key: &str) -> anyhow::Result<Secret> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::api_key_hash;
 
     fn load(env: &[(&str, &str)]) -> anyhow::Result<Config> {
         Config::load_with_env(

@@ -17,6 +17,7 @@
 //! - [`keys`]: making API keys stored in the database.
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
 //! - [`notify`]: outbound `user.updated` notifications, signed per Standard Webhooks.
+//! - [`standard_webhooks`]: the `whsec_` secrets and the signature headers of that spec.
 //! - [`loadgen`]: the load generator behind `riskhook loadgen`.
 //! - [`error`]: [`ApiError`](error::ApiError), the one error type of the HTTP boundary.
 //! - [`store`]: opening the backend named by the database URL.
@@ -43,6 +44,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod routes;
 pub mod server;
+pub mod standard_webhooks;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -17,10 +17,10 @@ use riskhook_store::{Attempt, Claim, DeliveryRecord, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use super::Sink;
 use super::nats::NatsSink;
 use super::schedule::{self, Observed, RetryPolicy};
-use super::{Endpoint, Sink};
-use crate::config::NotifyConfig;
+use crate::config::{Endpoint, NotifyConfig};
 
 /// Now, in Unix milliseconds: injected so tests can pin time.
 pub type MillisClock = Arc<dyn Fn() -> i64 + Send + Sync>;

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use riskhook_store::{AssessmentRecord, UserRecord};
+use riskhook_store::{AssessmentRecord, Role, UserRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +14,6 @@ use utoipa_axum::routes;
 use super::extract::{Authorized, Body, Params, page_limit, role};
 use super::openapi;
 use crate::auth::Caller;
-use crate::config::Role;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 

@@ -36,7 +36,7 @@ pub(crate) fn next_cursor<T, K>(page: &[T], limit: u32, key: impl Fn(&T) -> K) -
 
 /// The roles a route can require, as types for [`Authorized`].
 pub(crate) mod role {
-    use crate::config::Role;
+    use riskhook_store::Role;
 
     /// A role [`super::Authorized`] can demand.
     pub(crate) trait Needed {

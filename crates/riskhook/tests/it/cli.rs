@@ -519,7 +519,7 @@ fn policy_signals_lists_the_schema_and_keys_generate_prints_a_usable_entry() {
         .lines()
         .find_map(|l| l.strip_prefix("API key (shown once, store it now): "))
         .unwrap();
-    let hash = riskhook::config::api_key_hash(key);
+    let hash = riskhook::auth::api_key_hash(key);
     assert!(text.contains(&format!("hash = \"{hash}\"")), "{text}");
     assert!(text.contains("role = \"review\""));
 }

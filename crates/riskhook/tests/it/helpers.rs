@@ -104,7 +104,7 @@ pub(crate) async fn spawn_app_with_keys(policy: Option<&Path>) -> TestApp {
     ] {
         toml.push_str(&format!(
             "[[api_keys]]\nid = \"{id}\"\nrole = \"{role}\"\nhash = \"{}\"\n\n",
-            riskhook::config::api_key_hash(key)
+            riskhook::auth::api_key_hash(key)
         ));
     }
     if let Some(policy) = policy {
@@ -301,7 +301,7 @@ pub(crate) fn keys_config(dir: &Path, extra_toml: &str) -> Config {
     ] {
         toml.push_str(&format!(
             "[[api_keys]]\nid = \"{id}\"\nrole = \"{role}\"\nhash = \"{}\"\n\n",
-            riskhook::config::api_key_hash(key)
+            riskhook::auth::api_key_hash(key)
         ));
     }
     toml.push_str(extra_toml);

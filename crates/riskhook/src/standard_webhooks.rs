@@ -1,7 +1,10 @@
 //! Standard Webhooks signing: the `whsec_` secret format and the three headers a receiver
 //! verifies (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
 //!
-//! This module owns the cryptography only; when and where to send is the dispatcher's job.
+//! This module owns the cryptography only; when and where to send is the dispatcher's job
+//! ([`crate::notify`]). It sits at the crate's top, below both `config` and `notify`, because
+//! `config` parses the secrets at start (a malformed one stops the start) and `notify` signs
+//! with them: neither of the two has to reach into the other.
 //! Spec: <https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md>.
 
 use std::fmt;
