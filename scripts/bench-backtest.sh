@@ -14,6 +14,8 @@
 #      without a backtest, while a backtest runs (started 0.5 s before; stopped at the end of
 #      the phase if still running), and without again;
 #   5. prints a summary and removes the temporary directory.
+# With COMPARE_BIN=OTHER_BINARY, step 3b also runs the same backtest with that build (an older
+# commit, say) on the same database, REPS (3) times each, alternating, and prints the ratio.
 # Builds nothing: give the binary (default target/release/riskhook; build it with
 # `cargo build --release -p riskhook`). Needs python3, curl and /usr/bin/time. With the
 # defaults (N=1000000) it needs ~15 GB of disk and ~10 minutes.
@@ -155,6 +157,35 @@ print(f"CPU: {field('Percent of CPU this job got')} (user {field('User time (sec
 print(f"max RSS: {int(field('Maximum resident set size (kbytes)')) / 1024:.1f} MB; "
       f"RSS at 10% / 50% / 90% of the run: {rss_at(0.1):.1f} / {rss_at(0.5):.1f} / {rss_at(0.9):.1f} MB ({len(rss)} samples)")
 PY
+
+if [ -n "${COMPARE_BIN:-}" ]; then
+  # The same backtest with another build, on the same database, alternating so that both see
+  # the same page cache and the same neighbours: the ratio is what to read, not the rates.
+  CMP=$(realpath "$COMPARE_BIN")
+  echo "== 3b. side by side with $CMP: ${REPS:-3} alternating runs each, wall seconds"
+  for rep in $(seq "${REPS:-3}"); do
+    for which in new old; do
+      B=$BIN; [ "$which" = old ] && B=$CMP
+      t0=$(date +%s.%N)
+      "$B" policy backtest "$DIR/candidate.toml" --json > "$DIR/cmp-$which.json" 2>/dev/null
+      t1=$(date +%s.%N)
+      echo "$which $(python3 -c "print($t1 - $t0)")" | tee -a "$DIR/cmp.txt"
+    done
+  done
+  python3 - "$DIR" <<'PY'
+import json, statistics, sys
+d = sys.argv[1]
+runs = {}
+for line in open(f"{d}/cmp.txt"):
+    which, secs = line.split()
+    runs.setdefault(which, []).append(float(secs))
+events = json.load(open(f"{d}/cmp-new.json"))["events"]
+new, old = statistics.median(runs["new"]), statistics.median(runs["old"])
+same = json.load(open(f"{d}/cmp-new.json"))["decisions_changed"] == json.load(open(f"{d}/cmp-old.json"))["decisions_changed"]
+print(f"median wall: this build {new:.2f} s ({events / new:,.0f} events/s), compared {old:.2f} s "
+      f"({events / old:,.0f} events/s): {old / new:.2f}x; same decisions changed: {same}")
+PY
+fi
 
 echo "== 4. intake while a backtest runs: loadgen --concurrency $CONC --duration $PHASE each"
 start_serve

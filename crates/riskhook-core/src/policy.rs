@@ -314,7 +314,12 @@ impl Policy {
             };
             let outcome = match fast {
                 fast::Fast::Is(b) => Ok(b),
-                fast::Fast::Unsure => {
+                // Only a signal that was not checked makes the fast path certain of an error,
+                // and then the error said is which ones (below), whatever CEL's text was.
+                fast::Fast::NotEvaluated if unchecked_reads(&rule.reads, &signals).is_some() => {
+                    Err(String::new())
+                }
+                fast::Fast::NotEvaluated | fast::Fast::Unsure => {
                     let context = context
                         .get_or_insert_with(|| context_for(&self.env, &signals, &self.groups, now));
                     evaluate(&rule.program, context)

@@ -150,7 +150,7 @@ pub fn groups() -> Vec<&'static str> {
 }
 
 /// A signal's value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum SignalValue {
     /// `bool`.
@@ -163,6 +163,62 @@ pub enum SignalValue {
     String(String),
     /// `list(string)`.
     StringList(Vec<String>),
+}
+
+/// Read as `#[serde(untagged)]` would read it (a bool, then an `i64`, then a number, a string,
+/// a list of strings), by a visitor: the untagged derive buffers every value first, which was
+/// most of the cost of reading a stored snapshot back for a backtest.
+impl<'de> Deserialize<'de> for SignalValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SignalValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a signal value: a bool, a number, a string or a list of strings")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<SignalValue, E> {
+                Ok(SignalValue::Bool(v))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SignalValue, E> {
+                Ok(SignalValue::Int(v))
+            }
+
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SignalValue, E> {
+                // Past i64, the untagged derive fell through to the float variant.
+                Ok(i64::try_from(v).map_or(SignalValue::Float(v as f64), SignalValue::Int))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<SignalValue, E> {
+                Ok(SignalValue::Float(v))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SignalValue, E> {
+                Ok(SignalValue::String(v.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<SignalValue, E> {
+                Ok(SignalValue::String(v))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SignalValue, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(SignalValue::StringList(items))
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl SignalValue {
@@ -321,6 +377,54 @@ impl Signals {
 
 #[cfg(test)]
 mod tests {
+    /// The reader the derive used to be, to hold the hand-written one to it.
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(untagged)]
+    enum Untagged {
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+        String(String),
+        StringList(Vec<String>),
+    }
+
+    #[test]
+    fn signal_values_read_as_the_untagged_derive_read_them() {
+        for json in [
+            "true",
+            "false",
+            "0",
+            "-7",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "1.5",
+            "-0.0",
+            "1e300",
+            "\"Approved\"",
+            "\"\"",
+            "\"a\\u00e9\"",
+            "[]",
+            "[\"A\",\"B\"]",
+            "null",
+            "{}",
+            "[1]",
+            "[\"A\",2]",
+        ] {
+            let ours = serde_json::from_str::<SignalValue>(json).ok();
+            let derived = serde_json::from_str::<Untagged>(json)
+                .ok()
+                .map(|v| match v {
+                    Untagged::Bool(b) => SignalValue::Bool(b),
+                    Untagged::Int(i) => SignalValue::Int(i),
+                    Untagged::Float(f) => SignalValue::Float(f),
+                    Untagged::String(s) => SignalValue::String(s),
+                    Untagged::StringList(l) => SignalValue::StringList(l),
+                });
+            assert_eq!(ours, derived, "{json}");
+        }
+    }
+
     use super::*;
 
     #[test]

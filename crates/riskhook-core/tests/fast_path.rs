@@ -1,6 +1,7 @@
 //! The fast evaluation path must agree with the CEL interpreter, byte for byte, on any signals:
 //! the default policy and a policy of tricky conditions (nulls, mixed numeric kinds, NaN,
-//! negation, short-circuits over unchecked signals, lists, comprehensions).
+//! negation, short-circuits over unchecked signals, `null` in equality, comparisons and logic,
+//! lists, comprehensions).
 
 #![allow(clippy::unwrap_used)]
 
@@ -43,6 +44,26 @@ id = "lists"
 when = "'DOCUMENT_EXPIRED' in risk.codes || risk.codes.exists(c, c.startsWith('POA_'))"
 points = 10
 reason = "left to the interpreter"
+[[rules]]
+id = "null-inequality"
+when = "aml.pep_level != 1"
+points = 10
+reason = "an unchecked signal is not equal to 1"
+[[rules]]
+id = "null-equals-null"
+when = "face.match_score == liveness.score && phone.country == ip.country"
+points = 10
+reason = "two unchecked signals are equal"
+[[rules]]
+id = "not-null"
+when = "!phone.voip || email.disposable"
+points = 10
+reason = "negation of an unchecked signal is an error, absorbed only by a true"
+[[rules]]
+id = "error-or-false"
+when = "(document.age > 17 || ip.vpn_or_tor) && !(aml.total_hits < 1 && liveness.passed)"
+points = 10
+reason = "errors through nested && and ||"
 [[rules]]
 id = "nan"
 when = "liveness.score == liveness.score"

@@ -1,9 +1,11 @@
 //! A fast path for the CEL rules policies are mostly made of: signal fields, literals,
 //! comparisons, equality, `&&`, `||` and `!`, evaluated straight over [`Signals`].
 //!
-//! It answers only when CEL's answer is unambiguous — both operands present and of the same
-//! kind — and says [`Fast::Unsure`] otherwise (a signal that was not checked, mixed numeric
-//! kinds, anything it does not model), in which case the rule goes to the CEL interpreter. So
+//! It answers only when CEL's answer is unambiguous: operands of the same kind, or a signal that
+//! was not checked (`null`) meeting an operator — equal only to `null`, an error anywhere else,
+//! which `&&` and `||` absorb when the other side decides. It says [`Fast::Unsure`] otherwise
+//! (mixed numeric kinds, lists, anything it does not model), and the rule goes to the CEL
+//! interpreter. So
 //! it can only ever agree with the interpreter; a property test holds it to that. It exists
 //! because building the interpreter's values and walking its tree cost more than everything
 //! else in an assessment.
@@ -42,6 +44,19 @@ enum V<'a> {
     Int(i64),
     Float(f64),
     Str(&'a str),
+    /// A signal that was not checked: CEL's `null`.
+    Null,
+}
+
+/// What a node comes to.
+#[derive(Debug, Clone, Copy)]
+enum R<'a> {
+    /// A value, certainly.
+    V(V<'a>),
+    /// Certainly an evaluation error (an operator applied to a `null`).
+    Error,
+    /// Not modelled here: the interpreter decides.
+    Unsure,
 }
 
 /// The fast path's answer.
@@ -49,6 +64,9 @@ enum V<'a> {
 pub(super) enum Fast {
     /// CEL's result, certainly.
     Is(bool),
+    /// Certainly an error or a non-boolean result, because a signal that was not checked
+    /// (`null`) reached an operator that takes none: the rule is not evaluated.
+    NotEvaluated,
     /// Ask the interpreter.
     Unsure,
 }
@@ -101,63 +119,87 @@ pub(super) fn compile(expr: &IdedExpr) -> Option<Node> {
 /// Evaluates a compiled condition.
 pub(super) fn eval(node: &Node, signals: &Signals) -> Fast {
     match value(node, signals) {
-        Some(V::Bool(b)) => Fast::Is(b),
-        _ => Fast::Unsure,
+        R::V(V::Bool(b)) => Fast::Is(b),
+        R::V(V::Null) | R::Error => Fast::NotEvaluated,
+        R::V(_) | R::Unsure => Fast::Unsure,
     }
 }
 
-/// `None`: not certain (absent signal, a kind the fast path leaves to CEL, an error).
-fn value<'a>(node: &'a Node, signals: &'a Signals) -> Option<V<'a>> {
-    Some(match node {
-        Node::Field(name) => match &signals.get(name)?.value {
-            SignalValue::Bool(b) => V::Bool(*b),
-            SignalValue::Int(i) => V::Int(*i),
-            SignalValue::Float(f) => V::Float(*f),
-            SignalValue::String(s) => V::Str(s),
-            SignalValue::StringList(_) => return None,
+/// A logical operand: a `null` is an error there (CEL has no `bool && null` overload); another
+/// non-boolean is left to the interpreter.
+fn logical(r: R<'_>) -> R<'_> {
+    match r {
+        R::V(V::Null) => R::Error,
+        R::V(V::Bool(_)) | R::Error | R::Unsure => r,
+        R::V(_) => R::Unsure,
+    }
+}
+
+fn value<'a>(node: &'a Node, signals: &'a Signals) -> R<'a> {
+    R::V(match node {
+        Node::Field(name) => match signals.get(name).map(|s| &s.value) {
+            None => V::Null,
+            Some(SignalValue::Bool(b)) => V::Bool(*b),
+            Some(SignalValue::Int(i)) => V::Int(*i),
+            Some(SignalValue::Float(f)) => V::Float(*f),
+            Some(SignalValue::String(s)) => V::Str(s),
+            Some(SignalValue::StringList(_)) => return R::Unsure,
         },
         Node::Bool(b) => V::Bool(*b),
         Node::Int(i) => V::Int(*i),
         Node::Float(f) => V::Float(*f),
         Node::Str(s) => V::Str(s),
-        Node::Not(a) => match value(a, signals)? {
-            V::Bool(b) => V::Bool(!b),
-            _ => return None,
+        Node::Not(a) => match logical(value(a, signals)) {
+            R::V(V::Bool(b)) => V::Bool(!b),
+            other => return other,
         },
         // CEL's && and || are commutative over errors: a decisive side wins whatever the
-        // other side is; otherwise both must be booleans.
-        Node::And(a, b) => {
-            let (a, b) = (value(a, signals), value(b, signals));
-            match (a, b) {
-                (Some(V::Bool(false)), _) | (_, Some(V::Bool(false))) => V::Bool(false),
-                (Some(V::Bool(true)), Some(V::Bool(true))) => V::Bool(true),
-                _ => return None,
-            }
-        }
-        Node::Or(a, b) => {
-            let (a, b) = (value(a, signals), value(b, signals));
-            match (a, b) {
-                (Some(V::Bool(true)), _) | (_, Some(V::Bool(true))) => V::Bool(true),
-                (Some(V::Bool(false)), Some(V::Bool(false))) => V::Bool(false),
-                _ => return None,
-            }
-        }
+        // other side is (an error included); otherwise an error wins over a value, and what is
+        // not modelled stays with the interpreter.
+        Node::And(a, b) => match (logical(value(a, signals)), logical(value(b, signals))) {
+            (R::V(V::Bool(false)), _) | (_, R::V(V::Bool(false))) => V::Bool(false),
+            (R::V(V::Bool(true)), R::V(V::Bool(true))) => V::Bool(true),
+            (R::Unsure, _) | (_, R::Unsure) => return R::Unsure,
+            _ => return R::Error,
+        },
+        Node::Or(a, b) => match (logical(value(a, signals)), logical(value(b, signals))) {
+            (R::V(V::Bool(true)), _) | (_, R::V(V::Bool(true))) => V::Bool(true),
+            (R::V(V::Bool(false)), R::V(V::Bool(false))) => V::Bool(false),
+            (R::Unsure, _) | (_, R::Unsure) => return R::Unsure,
+            _ => return R::Error,
+        },
         Node::Eq(a, b, negate) => {
-            let equal = match (value(a, signals)?, value(b, signals)?) {
-                (V::Bool(x), V::Bool(y)) => x == y,
-                (V::Int(x), V::Int(y)) => x == y,
-                (V::Float(x), V::Float(y)) => x == y,
-                (V::Str(x), V::Str(y)) => x == y,
-                _ => return None,
+            let equal = match (value(a, signals), value(b, signals)) {
+                (R::Unsure, _) | (_, R::Unsure) => return R::Unsure,
+                (R::Error, _) | (_, R::Error) => return R::Error,
+                (R::V(x), R::V(y)) => match (x, y) {
+                    (V::Bool(x), V::Bool(y)) => x == y,
+                    (V::Int(x), V::Int(y)) => x == y,
+                    (V::Float(x), V::Float(y)) => x == y,
+                    (V::Str(x), V::Str(y)) => x == y,
+                    // CEL's equality is defined across types: null equals only null.
+                    (V::Null, V::Null) => true,
+                    (V::Null, _) | (_, V::Null) => false,
+                    _ => return R::Unsure,
+                },
             };
             V::Bool(equal != *negate)
         }
         Node::Cmp(cmp, a, b) => {
-            let ordering = match (value(a, signals)?, value(b, signals)?) {
-                (V::Int(x), V::Int(y)) => x.cmp(&y),
-                (V::Str(x), V::Str(y)) => x.cmp(y),
-                (V::Float(x), V::Float(y)) => x.partial_cmp(&y)?,
-                _ => return None,
+            let ordering = match (value(a, signals), value(b, signals)) {
+                (R::Unsure, _) | (_, R::Unsure) => return R::Unsure,
+                (R::Error, _) | (_, R::Error) | (R::V(V::Null), _) | (_, R::V(V::Null)) => {
+                    return R::Error;
+                }
+                (R::V(x), R::V(y)) => match (x, y) {
+                    (V::Int(x), V::Int(y)) => x.cmp(&y),
+                    (V::Str(x), V::Str(y)) => x.cmp(y),
+                    (V::Float(x), V::Float(y)) => match x.partial_cmp(&y) {
+                        Some(o) => o,
+                        None => return R::Unsure,
+                    },
+                    _ => return R::Unsure,
+                },
             };
             V::Bool(match cmp {
                 Cmp::Lt => ordering.is_lt(),
