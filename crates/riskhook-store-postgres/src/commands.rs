@@ -1,30 +1,25 @@
 //! People's commands and the dispatcher's bookkeeping, each in a transaction of its own:
 //! review (claim, resolve, freeze, unfreeze, four eyes), API keys, endpoints and deliveries.
-//! Each checks the state it acts on inside the transaction, applies the change with its
-//! effects ([`crate::effects`]) and audits it, or changes nothing.
+//! A review command loads its facts here, lets [`riskhook_store::rulebook`] decide, and
+//! applies the plan ([`apply`]); the rules themselves are not written here.
 //!
 //! What makes the check and the change one step when several instances run: a review command
 //! takes its user's lock before reading the case, action or user it acts on (every writer of
 //! those holds the same lock); the other commands lock the one row they check
 //! (`SELECT … FOR UPDATE`) or check it in the `UPDATE` itself.
 
-use riskhook_core::assessment::UserStatus;
-use riskhook_core::review::{
-    ActionKind, ActionStatus, CaseStatus, Outcome, account_status, needs_second_person,
-    second_person_refusal,
-};
+use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::review::{ActionStatus, CaseStatus};
+use riskhook_store::rulebook::{self, ActionFacts, CaseFacts, Cause, Plan, Touched, Write};
 use riskhook_store::{
     Attempt, AttemptUpdate, Claim, CommandError, DecideAction, DeliveryRecord, NewApiKey,
-    NewAuditEntry, ResolveCase, StoreError, UserAction, requester_json, requester_person,
+    NewAuditEntry, ResolveCase, StoreError, UserAction,
 };
 use serde_json::json;
 use sqlx::{PgConnection, Row};
 
-use crate::effects::{Cause, ENDPOINTS_LOCK, Tx, new_id, refresh_user, set_verdict};
-use crate::{map_err, parse_decision, reads};
-
-/// What a review command touched: the user, and the case and action when there are.
-pub(crate) type Touched = (String, Option<String>, Option<String>);
+use crate::effects::{ENDPOINTS_LOCK, Tx, new_id, refresh_user, set_verdict};
+use crate::{map_err, parse_decision, parse_status, reads};
 
 fn db(e: sqlx::Error) -> CommandError {
     CommandError::Store(map_err(e))
@@ -57,27 +52,22 @@ fn audit(
     ));
 }
 
-struct Case {
-    user_id: String,
-    status: CaseStatus,
-    assignee: Option<String>,
-    evidence: i64,
-}
-
 /// Takes the lock of the user a case is about (a case never changes user), then loads it.
-async fn lock_and_load_case(tx: &mut Tx, id: &str) -> Result<Case, CommandError> {
+async fn lock_and_load_case(tx: &mut Tx, id: &str) -> Result<Option<CaseFacts>, CommandError> {
     let user_id: Option<String> = sqlx::query_scalar("SELECT user_id FROM cases WHERE id = $1")
         .bind(id)
         .fetch_optional(tx.conn())
         .await
         .map_err(db)?;
-    let user_id = user_id.ok_or_else(|| CommandError::not_found("case", id))?;
+    let Some(user_id) = user_id else {
+        return Ok(None);
+    };
     tx.lock_user(&user_id).await?;
     load_case(tx.conn(), id).await
 }
 
-async fn load_case(conn: &mut PgConnection, id: &str) -> Result<Case, CommandError> {
-    let row = sqlx::query(
+async fn load_case(conn: &mut PgConnection, id: &str) -> Result<Option<CaseFacts>, CommandError> {
+    let Some(row) = sqlx::query(
         "SELECT user_id, status, assignee,
                 (SELECT COUNT(*) FROM assessments WHERE case_id = cases.id)
          FROM cases WHERE id = $1",
@@ -86,24 +76,186 @@ async fn load_case(conn: &mut PgConnection, id: &str) -> Result<Case, CommandErr
     .fetch_optional(conn)
     .await
     .map_err(db)?
-    .ok_or_else(|| CommandError::not_found("case", id))?;
+    else {
+        return Ok(None);
+    };
     let status: String = row.try_get(1).map_err(db)?;
-    Ok(Case {
+    Ok(Some(CaseFacts {
+        id: id.to_owned(),
         user_id: row.try_get(0).map_err(db)?,
         status: CaseStatus::parse(&status).ok_or_else(|| corrupt("case status", &status))?,
         assignee: row.try_get(2).map_err(db)?,
         evidence: row.try_get(3).map_err(db)?,
-    })
+    }))
 }
 
-async fn user_status(conn: &mut PgConnection, user_id: &str) -> Result<UserStatus, CommandError> {
+async fn user_status(
+    conn: &mut PgConnection,
+    user_id: &str,
+) -> Result<Option<UserStatus>, CommandError> {
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE user_id = $1")
         .bind(user_id)
         .fetch_optional(conn)
         .await
         .map_err(db)?;
-    let status = status.ok_or_else(|| CommandError::not_found("user", user_id))?;
-    UserStatus::parse(&status).ok_or_else(|| corrupt("user status", &status))
+    Ok(status.as_deref().map(parse_status).transpose()?)
+}
+
+/// The user's unresolved case: its id and strictest decision. The caller holds the user's
+/// lock.
+pub(crate) async fn open_case(
+    conn: &mut PgConnection,
+    user_id: &str,
+) -> Result<Option<(String, Decision)>, StoreError> {
+    let open =
+        sqlx::query("SELECT id, decision FROM cases WHERE user_id = $1 AND status <> 'resolved'")
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await
+            .map_err(map_err)?;
+    open.map(|row| {
+        let id: String = row.try_get(0).map_err(map_err)?;
+        Ok((id, parse_decision(row.try_get(1).map_err(map_err)?)?))
+    })
+    .transpose()
+}
+
+async fn load_action(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<ActionFacts>, CommandError> {
+    let Some(row) = sqlx::query(
+        "SELECT kind, user_id, case_id, outcome, case_evidence, reason, requested_by,
+                requested_at, requester, status
+         FROM actions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ActionFacts {
+        id: id.to_owned(),
+        kind: row.try_get("kind").map_err(db)?,
+        user_id: row.try_get("user_id").map_err(db)?,
+        case_id: row.try_get("case_id").map_err(db)?,
+        outcome: row.try_get("outcome").map_err(db)?,
+        case_evidence: row.try_get("case_evidence").map_err(db)?,
+        reason: row.try_get("reason").map_err(db)?,
+        requested_by: row.try_get("requested_by").map_err(db)?,
+        requested_at: row.try_get("requested_at").map_err(db)?,
+        requester: row.try_get("requester").map_err(db)?,
+        status: row.try_get("status").map_err(db)?,
+    }))
+}
+
+/// Applies a plan of [`rulebook`] in order, then recomputes the user it names. The caller
+/// holds the user's lock.
+async fn apply(tx: &mut Tx, plan: Plan) -> Result<Touched, CommandError> {
+    let now = plan.now;
+    for write in plan.writes {
+        let query = match write {
+            Write::ClaimCase { case_id, assignee } => sqlx::query(
+                "UPDATE cases SET status = 'claimed', assignee = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(assignee)
+            .bind(now),
+            Write::AwaitApproval {
+                case_id,
+                requested_by,
+            } => sqlx::query(
+                "UPDATE cases SET status = 'pending_approval', assignee = COALESCE(assignee, $2),
+                                  updated_at = $3
+                 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(requested_by)
+            .bind(now),
+            Write::ReturnCase { case_id } => {
+                sqlx::query("UPDATE cases SET status = 'claimed', updated_at = $2 WHERE id = $1")
+                    .bind(case_id)
+                    .bind(now)
+            }
+            Write::ResolveCase {
+                case_id,
+                outcome,
+                reason,
+                resolved_by,
+            } => sqlx::query(
+                "UPDATE cases SET status = 'resolved', outcome = $2, reason = $3, resolved_at = $4,
+                                  resolved_by = $5, assignee = COALESCE(assignee, $5),
+                                  updated_at = $4
+                 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(outcome.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind(resolved_by),
+            Write::InsertAction(a) => {
+                let decided = a.status == ActionStatus::Applied;
+                sqlx::query(
+                    "INSERT INTO actions (id, kind, user_id, case_id, outcome, case_evidence,
+                                          reason, requested_by, requested_at, status,
+                                          decided_by, decided_at, requester)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(a.id)
+                .bind(a.kind.as_str())
+                .bind(a.user_id)
+                .bind(a.case_id)
+                .bind(a.outcome.map(|o| o.as_str()))
+                .bind(a.case_evidence)
+                .bind(a.reason)
+                .bind(a.requested_by.clone())
+                .bind(now)
+                .bind(a.status.as_str())
+                .bind(decided.then_some(a.requested_by))
+                .bind(decided.then_some(now))
+                .bind(a.requester)
+            }
+            Write::DecideAction {
+                action_id,
+                status,
+                decided_by,
+                reason,
+            } => sqlx::query(
+                "UPDATE actions SET status = $2, decided_by = $3, decided_at = $4,
+                                    decision_reason = $5
+                 WHERE id = $1",
+            )
+            .bind(action_id)
+            .bind(status.as_str())
+            .bind(decided_by)
+            .bind(now)
+            .bind(reason),
+            Write::SetVerdict {
+                user_id,
+                verdict,
+                by,
+            } => {
+                set_verdict(tx.conn(), &user_id, verdict, &by, now).await?;
+                continue;
+            }
+            Write::Audit(entry) => {
+                tx.audit(entry);
+                continue;
+            }
+        };
+        query.execute(tx.conn()).await.map_err(db)?;
+    }
+    if let Some(refresh) = plan.refresh {
+        let cause = Cause {
+            what: refresh.what,
+            actor: &refresh.actor,
+            now,
+        };
+        refresh_user(tx, &refresh.user_id, cause).await?;
+    }
+    Ok(plan.touched)
 }
 
 pub(crate) async fn claim_case(
@@ -112,285 +264,30 @@ pub(crate) async fn claim_case(
     actor: &str,
     now: i64,
 ) -> Result<(), CommandError> {
-    let case = lock_and_load_case(tx, id).await?;
-    match (case.status, case.assignee.as_deref()) {
-        (CaseStatus::Resolved, _) => Err(CommandError::Conflict(format!(
-            "case {id} is already resolved"
-        ))),
-        (CaseStatus::PendingApproval, _) => Err(CommandError::Conflict(format!(
-            "case {id} awaits a second person's approval of its resolution"
-        ))),
-        (CaseStatus::Claimed, Some(assignee)) if assignee == actor => Ok(()),
-        (CaseStatus::Claimed, assignee) => Err(CommandError::Conflict(format!(
-            "case {id} is claimed by {}",
-            assignee.unwrap_or("another key")
-        ))),
-        (CaseStatus::Open, _) => {
-            sqlx::query(
-                "UPDATE cases SET status = 'claimed', assignee = $2, updated_at = $3 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(actor)
-            .bind(now)
-            .execute(tx.conn())
-            .await
-            .map_err(db)?;
-            audit(
-                tx,
-                now,
-                actor,
-                "case.claimed",
-                format!("case:{id}"),
-                None,
-                Some(json!({ "status": "open", "assignee": null })),
-                json!({ "status": "claimed", "assignee": actor }),
-            );
-            Ok(())
-        }
-    }
-}
-
-fn require_reason(reason: &str) -> Result<(), CommandError> {
-    if reason.trim().is_empty() {
-        return Err(CommandError::Conflict("a reason is required".to_owned()));
-    }
+    let case = lock_and_load_case(tx, id)
+        .await?
+        .ok_or_else(|| CommandError::not_found("case", id))?;
+    apply(tx, rulebook::plan_claim(&case, actor, now)?).await?;
     Ok(())
 }
 
 pub(crate) async fn resolve_case(tx: &mut Tx, c: &ResolveCase) -> Result<Touched, CommandError> {
-    require_reason(&c.reason)?;
     let case = lock_and_load_case(tx, &c.case_id).await?;
-    match (case.status, case.assignee.as_deref()) {
-        (CaseStatus::Resolved, _) => {
-            return Err(CommandError::Conflict(format!(
-                "case {} is already resolved",
-                c.case_id
-            )));
-        }
-        (CaseStatus::PendingApproval, _) => {
-            return Err(CommandError::Conflict(format!(
-                "case {} awaits a second person's approval of its resolution",
-                c.case_id
-            )));
-        }
-        (CaseStatus::Claimed, Some(assignee)) if assignee != c.actor => {
-            return Err(CommandError::Conflict(format!(
-                "case {} is claimed by {assignee}; only its assignee can resolve it",
-                c.case_id
-            )));
-        }
-        _ => {}
-    }
-    let current = user_status(tx.conn(), &case.user_id).await?;
-    if needs_second_person(c.four_eyes, current, c.outcome.status()) {
-        let action_id = new_id("act");
-        sqlx::query(
-            "INSERT INTO actions (id, kind, user_id, case_id, outcome, case_evidence, reason,
-                                  requested_by, requested_at, status, requester)
-             VALUES ($1, 'resolve_case', $2, $3, $4, $5, $6, $7, $8, 'pending', $9)",
-        )
-        .bind(&action_id)
-        .bind(&case.user_id)
-        .bind(&c.case_id)
-        .bind(c.outcome.as_str())
-        .bind(case.evidence)
-        .bind(&c.reason)
-        .bind(&c.actor)
-        .bind(c.now)
-        .bind(requester_json(&c.person))
-        .execute(tx.conn())
-        .await
-        .map_err(db)?;
-        sqlx::query(
-            "UPDATE cases SET status = 'pending_approval', assignee = COALESCE(assignee, $2),
-                              updated_at = $3
-             WHERE id = $1",
-        )
-        .bind(&c.case_id)
-        .bind(&c.actor)
-        .bind(c.now)
-        .execute(tx.conn())
-        .await
-        .map_err(db)?;
-        audit(
-            tx,
-            c.now,
-            &c.actor,
-            "action.requested",
-            format!("action:{action_id}"),
-            Some(&c.reason),
-            None,
-            json!({ "kind": "resolve_case", "case_id": c.case_id, "outcome": c.outcome.as_str(),
-                    "user_id": case.user_id, "status": "pending" }),
-        );
-        return Ok((case.user_id, Some(c.case_id.clone()), Some(action_id)));
-    }
-    apply_resolution(tx, &c.case_id, &case, c.outcome, &c.reason, &c.actor, c.now).await?;
-    Ok((case.user_id, Some(c.case_id.clone()), None))
-}
-
-async fn apply_resolution(
-    tx: &mut Tx,
-    case_id: &str,
-    case: &Case,
-    outcome: Outcome,
-    reason: &str,
-    actor: &str,
-    now: i64,
-) -> Result<(), CommandError> {
-    sqlx::query(
-        "UPDATE cases SET status = 'resolved', outcome = $2, reason = $3, resolved_at = $4,
-                          resolved_by = $5, assignee = COALESCE(assignee, $5), updated_at = $4
-         WHERE id = $1",
-    )
-    .bind(case_id)
-    .bind(outcome.as_str())
-    .bind(reason)
-    .bind(now)
-    .bind(actor)
-    .execute(tx.conn())
-    .await
-    .map_err(db)?;
-    audit(
-        tx,
-        now,
-        actor,
-        "case.resolved",
-        format!("case:{case_id}"),
-        Some(reason),
-        Some(json!({ "status": case.status.as_str() })),
-        json!({ "status": "resolved", "outcome": outcome.as_str(), "user_id": case.user_id }),
-    );
-    set_verdict(tx.conn(), &case.user_id, outcome.status(), actor, now).await?;
-    refresh_user(
-        tx,
-        &case.user_id,
-        Cause {
-            what: "case.resolved",
-            actor,
-            now,
-        },
-    )
-    .await?;
-    Ok(())
+    let status = match &case {
+        Some(case) => user_status(tx.conn(), &case.user_id).await?,
+        None => None,
+    };
+    let plan = rulebook::plan_resolution(case.as_ref(), status, c, &new_id("act"))?;
+    apply(tx, plan).await
 }
 
 pub(crate) async fn act_on_user(tx: &mut Tx, c: &UserAction) -> Result<Touched, CommandError> {
-    require_reason(&c.reason)?;
     tx.lock_user(&c.user_id).await?;
-    let current = user_status(tx.conn(), &c.user_id).await?;
-    let target = match c.kind {
-        ActionKind::Freeze => UserStatus::Frozen,
-        ActionKind::Unfreeze => UserStatus::Active,
-        ActionKind::ResolveCase => {
-            return Err(CommandError::Conflict(
-                "a case is resolved through its case, not as a user action".to_owned(),
-            ));
-        }
-    };
-    if c.kind == ActionKind::Unfreeze {
-        if current != UserStatus::Frozen {
-            return Err(CommandError::Conflict(format!(
-                "user {} is {}, not frozen",
-                c.user_id,
-                current.as_str()
-            )));
-        }
-        let open = sqlx::query(
-            "SELECT id, decision FROM cases WHERE user_id = $1 AND status <> 'resolved'",
-        )
-        .bind(&c.user_id)
-        .fetch_optional(tx.conn())
-        .await
-        .map_err(db)?;
-        if let Some(open) = open {
-            let case_id: String = open.try_get(0).map_err(db)?;
-            let decision = parse_decision(open.try_get(1).map_err(db)?)?;
-            if account_status(Some(UserStatus::Active), Some(decision)) == UserStatus::Frozen {
-                return Err(CommandError::Conflict(format!(
-                    "user {} is frozen by the evidence of open case {case_id}; resolve that case instead",
-                    c.user_id
-                )));
-            }
-        }
-    }
-    let pending = needs_second_person(c.four_eyes, current, target);
-    let action_id = new_id("act");
-    sqlx::query(
-        "INSERT INTO actions (id, kind, user_id, reason, requested_by, requested_at, status,
-                              decided_by, decided_at, requester)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&action_id)
-    .bind(c.kind.as_str())
-    .bind(&c.user_id)
-    .bind(&c.reason)
-    .bind(&c.actor)
-    .bind(c.now)
-    .bind(if pending { "pending" } else { "applied" })
-    .bind((!pending).then_some(c.actor.as_str()))
-    .bind((!pending).then_some(c.now))
-    .bind(requester_json(&c.person))
-    .execute(tx.conn())
-    .await
-    .map_err(db)?;
-    if pending {
-        audit(
-            tx,
-            c.now,
-            &c.actor,
-            "action.requested",
-            format!("action:{action_id}"),
-            Some(&c.reason),
-            None,
-            json!({ "kind": c.kind.as_str(), "user_id": c.user_id, "status": "pending" }),
-        );
-    } else {
-        apply_user_action(
-            tx, &c.user_id, c.kind, target, current, &c.reason, &c.actor, c.now,
-        )
-        .await?;
-    }
-    Ok((c.user_id.clone(), None, Some(action_id)))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn apply_user_action(
-    tx: &mut Tx,
-    user_id: &str,
-    kind: ActionKind,
-    target: UserStatus,
-    current: UserStatus,
-    reason: &str,
-    actor: &str,
-    now: i64,
-) -> Result<(), CommandError> {
-    let action = match kind {
-        ActionKind::Freeze => "user.frozen",
-        _ => "user.unfrozen",
-    };
-    audit(
-        tx,
-        now,
-        actor,
-        action,
-        format!("user:{user_id}"),
-        Some(reason),
-        Some(json!({ "status": current.as_str() })),
-        json!({ "verdict": target.as_str() }),
-    );
-    set_verdict(tx.conn(), user_id, target, actor, now).await?;
-    refresh_user(
-        tx,
-        user_id,
-        Cause {
-            what: action,
-            actor,
-            now,
-        },
-    )
-    .await?;
-    Ok(())
+    let status = user_status(tx.conn(), &c.user_id).await?;
+    let open = open_case(tx.conn(), &c.user_id).await?;
+    let open = open.as_ref().map(|(id, decision)| (id.as_str(), *decision));
+    let plan = rulebook::plan_user_action(status, open, c, &new_id("act"))?;
+    apply(tx, plan).await
 }
 
 pub(crate) async fn decide_action(tx: &mut Tx, c: &DecideAction) -> Result<Touched, CommandError> {
@@ -402,115 +299,16 @@ pub(crate) async fn decide_action(tx: &mut Tx, c: &DecideAction) -> Result<Touch
         .map_err(db)?;
     let user_id = user_id.ok_or_else(|| CommandError::not_found("action", &c.action_id))?;
     tx.lock_user(&user_id).await?;
-    let row = sqlx::query(
-        "SELECT kind, case_id, outcome, case_evidence, reason, requested_by, requested_at,
-                requester, status
-         FROM actions WHERE id = $1",
-    )
-    .bind(&c.action_id)
-    .fetch_optional(tx.conn())
-    .await
-    .map_err(db)?
-    .ok_or_else(|| CommandError::not_found("action", &c.action_id))?;
-    let kind: String = row.try_get("kind").map_err(db)?;
-    let case_id: Option<String> = row.try_get("case_id").map_err(db)?;
-    let outcome: Option<String> = row.try_get("outcome").map_err(db)?;
-    let evidence: Option<i64> = row.try_get("case_evidence").map_err(db)?;
-    let reason: String = row.try_get("reason").map_err(db)?;
-    let requested_by: String = row.try_get("requested_by").map_err(db)?;
-    let requested_at: i64 = row.try_get("requested_at").map_err(db)?;
-    let requester: Option<String> = row.try_get("requester").map_err(db)?;
-    let status: String = row.try_get("status").map_err(db)?;
-    let kind = ActionKind::parse(&kind).ok_or_else(|| corrupt("action kind", &kind))?;
-    if ActionStatus::parse(&status) != Some(ActionStatus::Pending) {
-        return Err(CommandError::Conflict(format!(
-            "action {} is already {status}",
-            c.action_id
-        )));
-    }
-    let requester = requester_person(requester.as_deref(), &requested_by)?;
-    if let Some(why) = second_person_refusal(&requester, requested_at, &c.person) {
-        return Err(CommandError::SamePerson(format!(
-            "action {}: {why}",
-            c.action_id
-        )));
-    }
-    sqlx::query(
-        "UPDATE actions SET status = $2, decided_by = $3, decided_at = $4, decision_reason = $5
-         WHERE id = $1",
-    )
-    .bind(&c.action_id)
-    .bind(if c.approve { "applied" } else { "rejected" })
-    .bind(&c.actor)
-    .bind(c.now)
-    .bind(c.reason.as_deref())
-    .execute(tx.conn())
-    .await
-    .map_err(db)?;
-    audit(
-        tx,
-        c.now,
-        &c.actor,
-        if c.approve {
-            "action.approved"
-        } else {
-            "action.rejected"
-        },
-        format!("action:{}", c.action_id),
-        c.reason.as_deref(),
-        Some(json!({ "status": "pending", "requested_by": requested_by })),
-        json!({ "status": if c.approve { "applied" } else { "rejected" } }),
-    );
-    match (kind, case_id) {
-        (ActionKind::ResolveCase, Some(case_id)) => {
-            let case = load_case(tx.conn(), &case_id).await?;
-            if !c.approve {
-                sqlx::query("UPDATE cases SET status = 'claimed', updated_at = $2 WHERE id = $1")
-                    .bind(&case_id)
-                    .bind(c.now)
-                    .execute(tx.conn())
-                    .await
-                    .map_err(db)?;
-                return Ok((user_id, Some(case_id), Some(c.action_id.clone())));
-            }
-            if case.status != CaseStatus::PendingApproval || Some(case.evidence) != evidence {
-                return Err(CommandError::Conflict(format!(
-                    "case {case_id} has changed since the resolution was requested (new evidence); resolve it again"
-                )));
-            }
-            let outcome = outcome.as_deref().unwrap_or_default();
-            let outcome = Outcome::parse(outcome).ok_or_else(|| corrupt("outcome", outcome))?;
-            // The resolution is the requester's; the approver is recorded on the action.
-            apply_resolution(tx, &case_id, &case, outcome, &reason, &requested_by, c.now).await?;
-            Ok((user_id, Some(case_id), Some(c.action_id.clone())))
-        }
-        (ActionKind::Freeze | ActionKind::Unfreeze, _) if c.approve => {
-            let current = user_status(tx.conn(), &user_id).await?;
-            let target = if kind == ActionKind::Freeze {
-                UserStatus::Frozen
-            } else {
-                UserStatus::Active
-            };
-            if kind == ActionKind::Unfreeze && current != UserStatus::Frozen {
-                return Err(CommandError::Conflict(format!(
-                    "user {user_id} is no longer frozen"
-                )));
-            }
-            apply_user_action(
-                tx,
-                &user_id,
-                kind,
-                target,
-                current,
-                &reason,
-                &requested_by,
-                c.now,
-            )
-            .await?;
-            Ok((user_id, None, Some(c.action_id.clone())))
-        }
-        _ => Ok((user_id, None, Some(c.action_id.clone()))),
-    }
+    let action = load_action(tx.conn(), &c.action_id)
+        .await?
+        .ok_or_else(|| CommandError::not_found("action", &c.action_id))?;
+    let case = match &action.case_id {
+        Some(case_id) => load_case(tx.conn(), case_id).await?,
+        None => None,
+    };
+    let status = user_status(tx.conn(), &action.user_id).await?;
+    let plan = rulebook::plan_decision(&action, case.as_ref(), status, c)?;
+    apply(tx, plan).await
 }
 
 pub(crate) async fn create_key(

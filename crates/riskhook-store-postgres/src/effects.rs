@@ -12,8 +12,8 @@ use riskhook_core::assessment::{Decision, UserStatus};
 use std::sync::{Arc, OnceLock};
 
 use riskhook_core::audit::{AuditKey, GENESIS};
-use riskhook_core::review::account_status;
-use riskhook_store::{AuditRecord, NewAuditEntry, StoreError, UserState, user_updated};
+use riskhook_store::rulebook::{self, Cause, Evidence, UserFacts, UserRow};
+use riskhook_store::{AuditRecord, NewAuditEntry, StoreError, UserState};
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
@@ -207,69 +207,66 @@ pub(crate) fn decision_rank(decision: Decision) -> i32 {
     }
 }
 
-/// Adds an assessment to its user's unresolved case, opening one if there is none. Returns
-/// the case id and whether it was opened now. The caller holds the user's lock.
+/// Adds an assessment to its user's unresolved case, opening one if there is none
+/// ([`rulebook::plan_evidence`]). Returns the case id. The caller holds the user's lock.
 pub(crate) async fn gather_evidence(
-    conn: &mut PgConnection,
+    tx: &mut Tx,
     user_id: &str,
     assessment_id: &str,
     decision: Decision,
     now: i64,
-) -> Result<(String, bool), StoreError> {
-    let new = new_id("case");
-    let case_id: String = sqlx::query_scalar(
-        "INSERT INTO cases AS c (id, user_id, status, decision, decision_rank, opened_at,
-                                 updated_at)
-         VALUES ($1, $2, 'open', $3, $4, $5, $5)
-         ON CONFLICT (user_id) WHERE status <> 'resolved' DO UPDATE SET
-            decision = CASE WHEN EXCLUDED.decision_rank > c.decision_rank
-                            THEN EXCLUDED.decision ELSE c.decision END,
-            decision_rank = GREATEST(c.decision_rank, EXCLUDED.decision_rank),
-            updated_at = EXCLUDED.updated_at
-         RETURNING id",
-    )
-    .bind(&new)
-    .bind(user_id)
-    .bind(decision.as_str())
-    .bind(decision_rank(decision))
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
+) -> Result<String, StoreError> {
+    let open = crate::commands::open_case(tx.conn(), user_id).await?;
+    let evidence = rulebook::plan_evidence(user_id, open, decision, new_id("case"), now);
+    let query = match &evidence {
+        Evidence::Open {
+            case_id, decision, ..
+        } => sqlx::query(
+            "INSERT INTO cases (id, user_id, status, decision, decision_rank, opened_at,
+                                updated_at)
+             VALUES ($1, $2, 'open', $3, $4, $5, $5)",
+        )
+        .bind(case_id)
+        .bind(user_id)
+        .bind(decision.as_str())
+        .bind(decision_rank(*decision))
+        .bind(now),
+        Evidence::Join { case_id, decision } => sqlx::query(
+            "UPDATE cases SET decision = $2, decision_rank = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(case_id)
+        .bind(decision.as_str())
+        .bind(decision_rank(*decision))
+        .bind(now),
+    };
+    query.execute(tx.conn()).await.map_err(map_err)?;
     sqlx::query("UPDATE assessments SET case_id = $1 WHERE id = $2")
-        .bind(&case_id)
+        .bind(evidence.case_id())
         .bind(assessment_id)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await
         .map_err(map_err)?;
-    let opened = case_id == new;
-    Ok((case_id, opened))
+    let case_id = evidence.case_id().to_owned();
+    if let Evidence::Open { audit, .. } = evidence {
+        tx.audit(audit);
+    }
+    Ok(case_id)
 }
 
-/// What caused a user's change, for the notification and the audit entry.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Cause<'a> {
-    /// `assessment`, `case.resolved`, `user.frozen`, ...
-    pub(crate) what: &'a str,
-    /// Who: `system` or a key id.
-    pub(crate) actor: &'a str,
-    /// Unix seconds.
-    pub(crate) now: i64,
-}
-
-/// Recomputes a user from facts that do not depend on arrival order (the current assessments
-/// of their sessions, whether any assessment decided freeze, their unresolved case) and from
-/// the verdict of the last person to act. When the status or the decision moves, the outbox
-/// gets a `user.updated` notification for every configured endpoint and the audit log an
-/// entry, in this same transaction. The caller holds the user's lock, so every committed
-/// assessment of the user is seen and no other transaction moves them meanwhile.
+/// Recomputes a user ([`rulebook::plan_refresh`]) from facts that do not depend on arrival
+/// order (the current assessments of their sessions, whether any assessment decided freeze,
+/// their unresolved case) and from the verdict of the last person to act. When the status or
+/// the decision moves, the outbox gets a `user.updated` notification for every configured
+/// endpoint and the audit log an entry, in this same transaction. The caller holds the user's
+/// lock, so every committed assessment of the user is seen and no other transaction moves
+/// them meanwhile.
 pub(crate) async fn refresh_user(
     tx: &mut Tx,
     user_id: &str,
     cause: Cause<'_>,
 ) -> Result<UserState, StoreError> {
     let conn = tx.conn();
-    let before = sqlx::query(
+    let row = sqlx::query(
         "SELECT status, decision, score, current_assessment_id, verdict, version
          FROM users WHERE user_id = $1",
     )
@@ -277,7 +274,7 @@ pub(crate) async fn refresh_user(
     .fetch_optional(&mut *conn)
     .await
     .map_err(map_err)?;
-    let facts = sqlx::query(
+    let found = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM assessments WHERE user_id = $1 AND decision = 'freeze'),
                 (SELECT decision FROM cases WHERE user_id = $1 AND status <> 'resolved'),
                 cur.id, cur.score, cur.decision
@@ -293,41 +290,37 @@ pub(crate) async fn refresh_user(
     .fetch_one(&mut *conn)
     .await
     .map_err(map_err)?;
-    let ever_frozen: bool = facts.try_get(0).map_err(map_err)?;
-    let open_case: Option<String> = facts.try_get(1).map_err(map_err)?;
-    let assessment_id: Option<String> = facts.try_get(2).map_err(map_err)?;
-    let (current_score, decision) = match assessment_id {
-        Some(_) => (
-            score(facts.try_get(3).map_err(map_err)?)?,
-            parse_decision(facts.try_get(4).map_err(map_err)?)?,
-        ),
-        None => (0, Decision::Approve),
+    let open_case: Option<&str> = found.try_get(1).map_err(map_err)?;
+    let current: Option<String> = found.try_get(2).map_err(map_err)?;
+    let facts = UserFacts {
+        row: match &row {
+            Some(row) => {
+                let verdict: Option<&str> = row.try_get("verdict").map_err(map_err)?;
+                Some(UserRow {
+                    state: UserState {
+                        status: parse_status(row.try_get("status").map_err(map_err)?)?,
+                        decision: parse_decision(row.try_get("decision").map_err(map_err)?)?,
+                        score: score(row.try_get("score").map_err(map_err)?)?,
+                        assessment_id: row.try_get("current_assessment_id").map_err(map_err)?,
+                    },
+                    verdict: verdict.map(parse_status).transpose()?,
+                    version: row.try_get("version").map_err(map_err)?,
+                })
+            }
+            None => None,
+        },
+        ever_frozen: found.try_get(0).map_err(map_err)?,
+        open_case: open_case.map(parse_decision).transpose()?,
+        current: match current {
+            Some(id) => Some((
+                id,
+                score(found.try_get(3).map_err(map_err)?)?,
+                parse_decision(found.try_get(4).map_err(map_err)?)?,
+            )),
+            None => None,
+        },
     };
-    let open_case = open_case.as_deref().map(parse_decision).transpose()?;
-    let (before_state, verdict, version) = match &before {
-        Some(row) => {
-            let verdict: Option<&str> = row.try_get("verdict").map_err(map_err)?;
-            (
-                Some(UserState {
-                    status: parse_status(row.try_get("status").map_err(map_err)?)?,
-                    decision: parse_decision(row.try_get("decision").map_err(map_err)?)?,
-                    score: score(row.try_get("score").map_err(map_err)?)?,
-                    assessment_id: row.try_get("current_assessment_id").map_err(map_err)?,
-                }),
-                verdict.map(parse_status).transpose()?,
-                row.try_get::<i64, _>("version").map_err(map_err)?,
-            )
-        }
-        None => (None, None, 0),
-    };
-    let after = UserState {
-        status: account_status(verdict, open_case),
-        decision,
-        score: current_score,
-        assessment_id,
-    };
-    let changed = after.differs_from(before_state.as_ref());
-    let version = version + i64::from(changed);
+    let plan = rulebook::plan_refresh(user_id, &facts, cause);
     sqlx::query(
         "INSERT INTO users (user_id, status, score, decision, current_assessment_id, ever_frozen,
                             version, first_seen_at, updated_at)
@@ -339,28 +332,21 @@ pub(crate) async fn refresh_user(
             updated_at = EXCLUDED.updated_at",
     )
     .bind(user_id)
-    .bind(after.status.as_str())
-    .bind(i32::from(after.score))
-    .bind(after.decision.as_str())
-    .bind(after.assessment_id.as_deref())
-    .bind(ever_frozen)
-    .bind(version)
+    .bind(plan.after.status.as_str())
+    .bind(i32::from(plan.after.score))
+    .bind(plan.after.decision.as_str())
+    .bind(plan.after.assessment_id.as_deref())
+    .bind(plan.ever_frozen)
+    .bind(plan.version)
     .bind(cause.now)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
-    if changed {
-        notify(conn, user_id, before_state.as_ref(), &after, cause, version).await?;
-        tx.audit(NewAuditEntry::user_updated(
-            cause.now,
-            cause.actor,
-            user_id,
-            cause.what,
-            before_state.as_ref(),
-            &after,
-        ));
+    if let Some((payload, audit)) = plan.moved {
+        notify(conn, user_id, &payload, cause.now).await?;
+        tx.audit(audit);
     }
-    Ok(after)
+    Ok(plan.after)
 }
 
 /// Writes a `user.updated` notification and one pending delivery per configured endpoint
@@ -368,10 +354,8 @@ pub(crate) async fn refresh_user(
 async fn notify(
     conn: &mut PgConnection,
     user_id: &str,
-    before: Option<&UserState>,
-    after: &UserState,
-    cause: Cause<'_>,
-    version: i64,
+    payload: &str,
+    now: i64,
 ) -> Result<(), StoreError> {
     // Nobody to tell: a message without deliveries would only be written and never read.
     // (Endpoints configured later get notifications from then on, not a backlog.)
@@ -384,8 +368,7 @@ async fn notify(
         return Ok(());
     }
     let message_id = new_id("msg");
-    let payload = user_updated(user_id, before, after, cause.what, version, cause.now);
-    let now_ms = cause.now.saturating_mul(1000);
+    let now_ms = now.saturating_mul(1000);
     // Both rows in one statement: the outbox row, then its deliveries. The delivery ids are
     // 24 random hex digits, as SQLite's `hex(randomblob(12))`.
     sqlx::query(
@@ -402,7 +385,7 @@ async fn notify(
     )
     .bind(&message_id)
     .bind(user_id)
-    .bind(&payload)
+    .bind(payload)
     .bind(now_ms)
     .execute(conn)
     .await

@@ -39,6 +39,7 @@ use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
 use riskhook_core::audit::AuditKey;
 use riskhook_core::review::ActionStatus;
+use riskhook_store::rulebook::Touched;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
     Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
@@ -623,7 +624,11 @@ impl Store for PostgresStore {
 /// the command left, not a later one.
 async fn review_outcome(
     tx: &mut Tx,
-    (user_id, case_id, action_id): commands::Touched,
+    Touched {
+        user_id,
+        case_id,
+        action_id,
+    }: Touched,
 ) -> Result<ReviewOutcome, CommandError> {
     let user = reads::user(tx.conn(), &user_id)
         .await?

@@ -1,27 +1,23 @@
 //! People's commands and the dispatcher's bookkeeping, each run by the writer thread in a
 //! transaction of its own: review (claim, resolve, freeze, unfreeze, four eyes), API keys,
-//! endpoints and deliveries. Each checks the state it acts on inside the transaction, applies
-//! the change with its effects ([`crate::effects`]) and audits it, or changes nothing.
+//! endpoints and deliveries, or nothing when refused.
 //!
-//! They return ids; the store reads the records back through its read pool after the commit.
+//! A review command loads its facts here, lets [`riskhook_store::rulebook`] decide, and
+//! applies the plan ([`apply`]); the rules themselves are not written here. They return what
+//! they touched; the store reads the records back through its read pool after the commit.
 
-use riskhook_core::assessment::UserStatus;
-use riskhook_core::review::{
-    ActionKind, ActionStatus, CaseStatus, Outcome, account_status, needs_second_person,
-    second_person_refusal,
-};
+use riskhook_core::assessment::{Decision, UserStatus};
+use riskhook_core::review::{ActionStatus, CaseStatus};
+use riskhook_store::rulebook::{self, ActionFacts, CaseFacts, Cause, Plan, Touched, Write};
 use riskhook_store::{
     Attempt, AttemptUpdate, CommandError, DecideAction, NewApiKey, NewAuditEntry, ResolveCase,
-    StoreError, UiSessionRecord, UserAction, requester_json, requester_person,
+    StoreError, UiSessionRecord, UserAction,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
-use crate::effects::{Cause, append_audit, new_id, refresh_user, set_verdict};
+use crate::effects::{append_audit, new_id, refresh_user, set_verdict};
 use crate::writer::map_err;
-
-/// What a review command touched: the user, and the case and action when there are.
-pub(crate) type Touched = (String, Option<String>, Option<String>);
 
 fn db(e: rusqlite::Error) -> CommandError {
     CommandError::Store(map_err(e))
@@ -50,14 +46,7 @@ fn audit(
     Ok(())
 }
 
-struct Case {
-    user_id: String,
-    status: CaseStatus,
-    assignee: Option<String>,
-    evidence: i64,
-}
-
-fn load_case(conn: &Connection, id: &str) -> Result<Case, CommandError> {
+fn load_case(conn: &Connection, id: &str) -> Result<Option<CaseFacts>, CommandError> {
     let row: Option<(String, String, Option<String>, i64)> = conn
         .prepare_cached(
             "SELECT user_id, status, assignee,
@@ -71,23 +60,176 @@ fn load_case(conn: &Connection, id: &str) -> Result<Case, CommandError> {
             .optional()
         })
         .map_err(db)?;
-    let (user_id, status, assignee, evidence) =
-        row.ok_or_else(|| CommandError::not_found("case", id))?;
-    Ok(Case {
+    let Some((user_id, status, assignee, evidence)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(CaseFacts {
+        id: id.to_owned(),
         user_id,
         status: CaseStatus::parse(&status).ok_or_else(|| corrupt("case status", &status))?,
         assignee,
         evidence,
-    })
+    }))
 }
 
-fn user_status(conn: &Connection, user_id: &str) -> Result<UserStatus, CommandError> {
+fn user_status(conn: &Connection, user_id: &str) -> Result<Option<UserStatus>, CommandError> {
     let status: Option<String> = conn
         .prepare_cached("SELECT status FROM users WHERE user_id = ?1")
         .and_then(|mut s| s.query_row(params![user_id], |r| r.get(0)).optional())
         .map_err(db)?;
-    let status = status.ok_or_else(|| CommandError::not_found("user", user_id))?;
-    UserStatus::parse(&status).ok_or_else(|| corrupt("user status", &status))
+    Ok(status.as_deref().map(crate::parse_status).transpose()?)
+}
+
+/// The user's unresolved case: its id and strictest decision.
+pub(crate) fn open_case(
+    conn: &Connection,
+    user_id: &str,
+) -> Result<Option<(String, Decision)>, StoreError> {
+    let open: Option<(String, String)> = conn
+        .prepare_cached(
+            "SELECT id, decision FROM cases WHERE user_id = ?1 AND status <> 'resolved'",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(map_err)?;
+    open.map(|(id, decision)| Ok((id, crate::parse_decision(&decision)?)))
+        .transpose()
+}
+
+fn load_action(conn: &Connection, id: &str) -> Result<Option<ActionFacts>, CommandError> {
+    conn.prepare_cached(
+        "SELECT kind, user_id, case_id, outcome, case_evidence, reason, requested_by,
+                requested_at, requester, status
+         FROM actions WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![id], |r| {
+            Ok(ActionFacts {
+                id: id.to_owned(),
+                kind: r.get(0)?,
+                user_id: r.get(1)?,
+                case_id: r.get(2)?,
+                outcome: r.get(3)?,
+                case_evidence: r.get(4)?,
+                reason: r.get(5)?,
+                requested_by: r.get(6)?,
+                requested_at: r.get(7)?,
+                requester: r.get(8)?,
+                status: r.get(9)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(db)
+}
+
+/// Applies a plan of [`rulebook`] in order, then recomputes the user it names.
+fn apply(conn: &Connection, plan: Plan) -> Result<Touched, CommandError> {
+    let now = plan.now;
+    for write in plan.writes {
+        let changed = match write {
+            Write::ClaimCase { case_id, assignee } => conn
+                .prepare_cached(
+                    "UPDATE cases SET status = 'claimed', assignee = ?2, updated_at = ?3
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![case_id, assignee, now])),
+            Write::AwaitApproval {
+                case_id,
+                requested_by,
+            } => conn
+                .prepare_cached(
+                    "UPDATE cases SET status = 'pending_approval',
+                                      assignee = COALESCE(assignee, ?2), updated_at = ?3
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![case_id, requested_by, now])),
+            Write::ReturnCase { case_id } => conn
+                .prepare_cached(
+                    "UPDATE cases SET status = 'claimed', updated_at = ?2 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![case_id, now])),
+            Write::ResolveCase {
+                case_id,
+                outcome,
+                reason,
+                resolved_by,
+            } => conn
+                .prepare_cached(
+                    "UPDATE cases SET status = 'resolved', outcome = ?2, reason = ?3,
+                                      resolved_at = ?4, resolved_by = ?5,
+                                      assignee = COALESCE(assignee, ?5), updated_at = ?4
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![case_id, outcome.as_str(), reason, now, resolved_by])
+                }),
+            Write::InsertAction(a) => {
+                let decided = a.status == ActionStatus::Applied;
+                conn.prepare_cached(
+                    "INSERT INTO actions (id, kind, user_id, case_id, outcome, case_evidence,
+                                          reason, requested_by, requested_at, status,
+                                          decided_by, decided_at, requester)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        a.id,
+                        a.kind.as_str(),
+                        a.user_id,
+                        a.case_id,
+                        a.outcome.map(|o| o.as_str()),
+                        a.case_evidence,
+                        a.reason,
+                        a.requested_by,
+                        now,
+                        a.status.as_str(),
+                        decided.then_some(&a.requested_by),
+                        decided.then_some(now),
+                        a.requester,
+                    ])
+                })
+            }
+            Write::DecideAction {
+                action_id,
+                status,
+                decided_by,
+                reason,
+            } => conn
+                .prepare_cached(
+                    "UPDATE actions SET status = ?2, decided_by = ?3, decided_at = ?4,
+                                        decision_reason = ?5
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![action_id, status.as_str(), decided_by, now, reason])
+                }),
+            Write::SetVerdict {
+                user_id,
+                verdict,
+                by,
+            } => {
+                set_verdict(conn, &user_id, verdict, &by, now)?;
+                continue;
+            }
+            Write::Audit(entry) => {
+                append_audit(conn, entry)?;
+                continue;
+            }
+        };
+        changed.map_err(db)?;
+    }
+    if let Some(refresh) = plan.refresh {
+        let cause = Cause {
+            what: refresh.what,
+            actor: &refresh.actor,
+            now,
+        };
+        refresh_user(conn, &refresh.user_id, cause)?;
+    }
+    Ok(plan.touched)
 }
 
 pub(crate) fn claim_case(
@@ -96,398 +238,39 @@ pub(crate) fn claim_case(
     actor: &str,
     now: i64,
 ) -> Result<(), CommandError> {
-    let case = load_case(conn, id)?;
-    match (case.status, case.assignee.as_deref()) {
-        (CaseStatus::Resolved, _) => Err(CommandError::Conflict(format!(
-            "case {id} is already resolved"
-        ))),
-        (CaseStatus::PendingApproval, _) => Err(CommandError::Conflict(format!(
-            "case {id} awaits a second person's approval of its resolution"
-        ))),
-        (CaseStatus::Claimed, Some(assignee)) if assignee == actor => Ok(()),
-        (CaseStatus::Claimed, assignee) => Err(CommandError::Conflict(format!(
-            "case {id} is claimed by {}",
-            assignee.unwrap_or("another key")
-        ))),
-        (CaseStatus::Open, _) => {
-            conn.prepare_cached(
-                "UPDATE cases SET status = 'claimed', assignee = ?2, updated_at = ?3 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, actor, now]))
-            .map_err(db)?;
-            audit(
-                conn,
-                now,
-                actor,
-                "case.claimed",
-                format!("case:{id}"),
-                None,
-                Some(json!({ "status": "open", "assignee": null })),
-                json!({ "status": "claimed", "assignee": actor }),
-            )
-        }
-    }
-}
-
-fn require_reason(reason: &str) -> Result<(), CommandError> {
-    if reason.trim().is_empty() {
-        return Err(CommandError::Conflict("a reason is required".to_owned()));
-    }
+    let case = load_case(conn, id)?.ok_or_else(|| CommandError::not_found("case", id))?;
+    apply(conn, rulebook::plan_claim(&case, actor, now)?)?;
     Ok(())
 }
 
 pub(crate) fn resolve_case(conn: &Connection, c: &ResolveCase) -> Result<Touched, CommandError> {
-    require_reason(&c.reason)?;
     let case = load_case(conn, &c.case_id)?;
-    match (case.status, case.assignee.as_deref()) {
-        (CaseStatus::Resolved, _) => {
-            return Err(CommandError::Conflict(format!(
-                "case {} is already resolved",
-                c.case_id
-            )));
-        }
-        (CaseStatus::PendingApproval, _) => {
-            return Err(CommandError::Conflict(format!(
-                "case {} awaits a second person's approval of its resolution",
-                c.case_id
-            )));
-        }
-        (CaseStatus::Claimed, Some(assignee)) if assignee != c.actor => {
-            return Err(CommandError::Conflict(format!(
-                "case {} is claimed by {assignee}; only its assignee can resolve it",
-                c.case_id
-            )));
-        }
-        _ => {}
-    }
-    let current = user_status(conn, &case.user_id)?;
-    if needs_second_person(c.four_eyes, current, c.outcome.status()) {
-        let action_id = new_id("act");
-        conn.prepare_cached(
-            "INSERT INTO actions (id, kind, user_id, case_id, outcome, case_evidence, reason,
-                                  requested_by, requested_at, status, requester)
-             VALUES (?1, 'resolve_case', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                action_id,
-                case.user_id,
-                c.case_id,
-                c.outcome.as_str(),
-                case.evidence,
-                c.reason,
-                c.actor,
-                c.now,
-                requester_json(&c.person)
-            ])
-        })
-        .map_err(db)?;
-        conn.prepare_cached(
-            "UPDATE cases SET status = 'pending_approval', assignee = COALESCE(assignee, ?2),
-                              updated_at = ?3
-             WHERE id = ?1",
-        )
-        .and_then(|mut s| s.execute(params![c.case_id, c.actor, c.now]))
-        .map_err(db)?;
-        audit(
-            conn,
-            c.now,
-            &c.actor,
-            "action.requested",
-            format!("action:{action_id}"),
-            Some(&c.reason),
-            None,
-            json!({ "kind": "resolve_case", "case_id": c.case_id, "outcome": c.outcome.as_str(),
-                    "user_id": case.user_id, "status": "pending" }),
-        )?;
-        return Ok((case.user_id, Some(c.case_id.clone()), Some(action_id)));
-    }
-    apply_resolution(
-        conn, &c.case_id, &case, c.outcome, &c.reason, &c.actor, c.now,
-    )?;
-    Ok((case.user_id, Some(c.case_id.clone()), None))
-}
-
-fn apply_resolution(
-    conn: &Connection,
-    case_id: &str,
-    case: &Case,
-    outcome: Outcome,
-    reason: &str,
-    actor: &str,
-    now: i64,
-) -> Result<(), CommandError> {
-    conn.prepare_cached(
-        "UPDATE cases SET status = 'resolved', outcome = ?2, reason = ?3, resolved_at = ?4,
-                          resolved_by = ?5, assignee = COALESCE(assignee, ?5), updated_at = ?4
-         WHERE id = ?1",
-    )
-    .and_then(|mut s| s.execute(params![case_id, outcome.as_str(), reason, now, actor]))
-    .map_err(db)?;
-    audit(
-        conn,
-        now,
-        actor,
-        "case.resolved",
-        format!("case:{case_id}"),
-        Some(reason),
-        Some(json!({ "status": case.status.as_str() })),
-        json!({ "status": "resolved", "outcome": outcome.as_str(), "user_id": case.user_id }),
-    )?;
-    set_verdict(conn, &case.user_id, outcome.status(), actor, now)?;
-    refresh_user(
-        conn,
-        &case.user_id,
-        Cause {
-            what: "case.resolved",
-            actor,
-            now,
-        },
-    )?;
-    Ok(())
+    let status = match &case {
+        Some(case) => user_status(conn, &case.user_id)?,
+        None => None,
+    };
+    let plan = rulebook::plan_resolution(case.as_ref(), status, c, &new_id("act"))?;
+    apply(conn, plan)
 }
 
 pub(crate) fn act_on_user(conn: &Connection, c: &UserAction) -> Result<Touched, CommandError> {
-    require_reason(&c.reason)?;
-    let current = user_status(conn, &c.user_id)?;
-    let target = match c.kind {
-        ActionKind::Freeze => UserStatus::Frozen,
-        ActionKind::Unfreeze => UserStatus::Active,
-        ActionKind::ResolveCase => {
-            return Err(CommandError::Conflict(
-                "a case is resolved through its case, not as a user action".to_owned(),
-            ));
-        }
-    };
-    if c.kind == ActionKind::Unfreeze {
-        if current != UserStatus::Frozen {
-            return Err(CommandError::Conflict(format!(
-                "user {} is {}, not frozen",
-                c.user_id,
-                current.as_str()
-            )));
-        }
-        let open: Option<(String, String)> = conn
-            .prepare_cached(
-                "SELECT id, decision FROM cases WHERE user_id = ?1 AND status <> 'resolved'",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![c.user_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
-            .map_err(db)?;
-        if let Some((case_id, decision)) = open {
-            let decision = crate::parse_decision(&decision)?;
-            if account_status(Some(UserStatus::Active), Some(decision)) == UserStatus::Frozen {
-                return Err(CommandError::Conflict(format!(
-                    "user {} is frozen by the evidence of open case {case_id}; resolve that case instead",
-                    c.user_id
-                )));
-            }
-        }
-    }
-    let pending = needs_second_person(c.four_eyes, current, target);
-    let action_id = new_id("act");
-    conn.prepare_cached(
-        "INSERT INTO actions (id, kind, user_id, reason, requested_by, requested_at, status,
-                              decided_by, decided_at, requester)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            action_id,
-            c.kind.as_str(),
-            c.user_id,
-            c.reason,
-            c.actor,
-            c.now,
-            if pending { "pending" } else { "applied" },
-            (!pending).then_some(&c.actor),
-            (!pending).then_some(c.now),
-            requester_json(&c.person),
-        ])
-    })
-    .map_err(db)?;
-    if pending {
-        audit(
-            conn,
-            c.now,
-            &c.actor,
-            "action.requested",
-            format!("action:{action_id}"),
-            Some(&c.reason),
-            None,
-            json!({ "kind": c.kind.as_str(), "user_id": c.user_id, "status": "pending" }),
-        )?;
-    } else {
-        apply_user_action(
-            conn, &c.user_id, c.kind, target, current, &c.reason, &c.actor, c.now,
-        )?;
-    }
-    Ok((c.user_id.clone(), None, Some(action_id)))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn apply_user_action(
-    conn: &Connection,
-    user_id: &str,
-    kind: ActionKind,
-    target: UserStatus,
-    current: UserStatus,
-    reason: &str,
-    actor: &str,
-    now: i64,
-) -> Result<(), CommandError> {
-    let action = match kind {
-        ActionKind::Freeze => "user.frozen",
-        _ => "user.unfrozen",
-    };
-    audit(
-        conn,
-        now,
-        actor,
-        action,
-        format!("user:{user_id}"),
-        Some(reason),
-        Some(json!({ "status": current.as_str() })),
-        json!({ "verdict": target.as_str() }),
-    )?;
-    set_verdict(conn, user_id, target, actor, now)?;
-    refresh_user(
-        conn,
-        user_id,
-        Cause {
-            what: action,
-            actor,
-            now,
-        },
-    )?;
-    Ok(())
+    let status = user_status(conn, &c.user_id)?;
+    let open = open_case(conn, &c.user_id)?;
+    let open = open.as_ref().map(|(id, decision)| (id.as_str(), *decision));
+    let plan = rulebook::plan_user_action(status, open, c, &new_id("act"))?;
+    apply(conn, plan)
 }
 
 pub(crate) fn decide_action(conn: &Connection, c: &DecideAction) -> Result<Touched, CommandError> {
-    type Row = (
-        (String, String, Option<String>, Option<String>, Option<i64>),
-        (String, String, i64, Option<String>, String),
-    );
-    let row: Option<Row> = conn
-        .prepare_cached(
-            "SELECT kind, user_id, case_id, outcome, case_evidence, reason, requested_by,
-                    requested_at, requester, status
-             FROM actions WHERE id = ?1",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![c.action_id], |r| {
-                Ok((
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-                    (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?),
-                ))
-            })
-            .optional()
-        })
-        .map_err(db)?;
-    let (
-        (kind, user_id, case_id, outcome, evidence),
-        (reason, requested_by, requested_at, requester, status),
-    ) = row.ok_or_else(|| CommandError::not_found("action", &c.action_id))?;
-    let kind = ActionKind::parse(&kind).ok_or_else(|| corrupt("action kind", &kind))?;
-    if ActionStatus::parse(&status) != Some(ActionStatus::Pending) {
-        return Err(CommandError::Conflict(format!(
-            "action {} is already {status}",
-            c.action_id
-        )));
-    }
-    let requester = requester_person(requester.as_deref(), &requested_by)?;
-    if let Some(why) = second_person_refusal(&requester, requested_at, &c.person) {
-        return Err(CommandError::SamePerson(format!(
-            "action {}: {why}",
-            c.action_id
-        )));
-    }
-    conn.prepare_cached(
-        "UPDATE actions SET status = ?2, decided_by = ?3, decided_at = ?4, decision_reason = ?5
-         WHERE id = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            c.action_id,
-            if c.approve { "applied" } else { "rejected" },
-            c.actor,
-            c.now,
-            c.reason
-        ])
-    })
-    .map_err(db)?;
-    audit(
-        conn,
-        c.now,
-        &c.actor,
-        if c.approve {
-            "action.approved"
-        } else {
-            "action.rejected"
-        },
-        format!("action:{}", c.action_id),
-        c.reason.as_deref(),
-        Some(json!({ "status": "pending", "requested_by": requested_by })),
-        json!({ "status": if c.approve { "applied" } else { "rejected" } }),
-    )?;
-    match (kind, case_id) {
-        (ActionKind::ResolveCase, Some(case_id)) => {
-            let case = load_case(conn, &case_id)?;
-            if !c.approve {
-                conn.prepare_cached(
-                    "UPDATE cases SET status = 'claimed', updated_at = ?2 WHERE id = ?1",
-                )
-                .and_then(|mut s| s.execute(params![case_id, c.now]))
-                .map_err(db)?;
-                return Ok((user_id, Some(case_id), Some(c.action_id.clone())));
-            }
-            if case.status != CaseStatus::PendingApproval || Some(case.evidence) != evidence {
-                return Err(CommandError::Conflict(format!(
-                    "case {case_id} has changed since the resolution was requested (new evidence); resolve it again"
-                )));
-            }
-            let outcome = outcome.as_deref().unwrap_or_default();
-            let outcome = Outcome::parse(outcome).ok_or_else(|| corrupt("outcome", outcome))?;
-            // The resolution is the requester's; the approver is recorded on the action.
-            apply_resolution(
-                conn,
-                &case_id,
-                &case,
-                outcome,
-                &reason,
-                &requested_by,
-                c.now,
-            )?;
-            Ok((user_id, Some(case_id), Some(c.action_id.clone())))
-        }
-        (ActionKind::Freeze | ActionKind::Unfreeze, _) if c.approve => {
-            let current = user_status(conn, &user_id)?;
-            let target = if kind == ActionKind::Freeze {
-                UserStatus::Frozen
-            } else {
-                UserStatus::Active
-            };
-            if kind == ActionKind::Unfreeze && current != UserStatus::Frozen {
-                return Err(CommandError::Conflict(format!(
-                    "user {user_id} is no longer frozen"
-                )));
-            }
-            apply_user_action(
-                conn,
-                &user_id,
-                kind,
-                target,
-                current,
-                &reason,
-                &requested_by,
-                c.now,
-            )?;
-            Ok((user_id, None, Some(c.action_id.clone())))
-        }
-        _ => Ok((user_id, None, Some(c.action_id.clone()))),
-    }
+    let action = load_action(conn, &c.action_id)?
+        .ok_or_else(|| CommandError::not_found("action", &c.action_id))?;
+    let case = match &action.case_id {
+        Some(case_id) => load_case(conn, case_id)?,
+        None => None,
+    };
+    let status = user_status(conn, &action.user_id)?;
+    let plan = rulebook::plan_decision(&action, case.as_ref(), status, c)?;
+    apply(conn, plan)
 }
 
 pub(crate) fn create_key(

@@ -1,13 +1,14 @@
 //! The effects shared by ingest and by people's commands, inside the writer's transaction:
 //! appending to the audit chain, gathering evidence into review cases, recomputing a user's
-//! profile and status, and writing the outbox when that changes.
+//! profile and status, and writing the outbox when that changes. The rules of the last two
+//! are [`riskhook_store::rulebook`]'s; this module loads their facts and writes their plans.
 
 use std::cell::RefCell;
 
 use riskhook_core::assessment::{Decision, UserStatus};
 use riskhook_core::audit::{AuditKey, GENESIS};
-use riskhook_core::review::account_status;
-use riskhook_store::{AuditRecord, NewAuditEntry, StoreError, UserState, user_updated};
+use riskhook_store::rulebook::{self, Cause, Evidence, UserFacts, UserRow};
+use riskhook_store::{AuditRecord, NewAuditEntry, StoreError, UserState};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::writer::{decision_rank, map_err};
@@ -77,70 +78,72 @@ pub(crate) fn append_audit(
     Ok(record)
 }
 
-/// Adds an assessment to its user's unresolved case, opening one if there is none. Returns
-/// the case id and whether it was opened now.
+/// Adds an assessment to its user's unresolved case, opening one if there is none
+/// ([`rulebook::plan_evidence`]). Returns the case id.
 pub(crate) fn gather_evidence(
     conn: &Connection,
     user_id: &str,
     assessment_id: &str,
     decision: Decision,
     now: i64,
-) -> Result<(String, bool), StoreError> {
-    let new = new_id("case");
-    let case_id: String = conn
-        .prepare_cached(
-            "INSERT INTO cases (id, user_id, status, decision, decision_rank, opened_at, updated_at)
-             VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?5)
-             ON CONFLICT (user_id) WHERE status <> 'resolved' DO UPDATE SET
-                decision = CASE WHEN excluded.decision_rank > decision_rank
-                                THEN excluded.decision ELSE decision END,
-                decision_rank = MAX(decision_rank, excluded.decision_rank),
-                updated_at = excluded.updated_at
-             RETURNING id",
-        )
-        .and_then(|mut s| {
-            s.query_row(
-                params![
-                    new,
+) -> Result<String, StoreError> {
+    let open = crate::commands::open_case(conn, user_id)?;
+    let evidence = rulebook::plan_evidence(user_id, open, decision, new_id("case"), now);
+    let written = match &evidence {
+        Evidence::Open {
+            case_id, decision, ..
+        } => conn
+            .prepare_cached(
+                "INSERT INTO cases (id, user_id, status, decision, decision_rank, opened_at,
+                                    updated_at)
+                 VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    case_id,
                     user_id,
                     decision.as_str(),
-                    decision_rank(decision),
+                    decision_rank(*decision),
                     now
-                ],
-                |r| r.get(0),
+                ])
+            }),
+        Evidence::Join { case_id, decision } => conn
+            .prepare_cached(
+                "UPDATE cases SET decision = ?2, decision_rank = ?3, updated_at = ?4 WHERE id = ?1",
             )
-        })
-        .map_err(map_err)?;
+            .and_then(|mut s| {
+                s.execute(params![
+                    case_id,
+                    decision.as_str(),
+                    decision_rank(*decision),
+                    now
+                ])
+            }),
+    };
+    written.map_err(map_err)?;
     conn.prepare_cached("UPDATE assessments SET case_id = ?1 WHERE id = ?2")
-        .and_then(|mut s| s.execute(params![case_id, assessment_id]))
+        .and_then(|mut s| s.execute(params![evidence.case_id(), assessment_id]))
         .map_err(map_err)?;
-    let opened = case_id == new;
-    Ok((case_id, opened))
+    let case_id = evidence.case_id().to_owned();
+    if let Evidence::Open { audit, .. } = evidence {
+        append_audit(conn, audit)?;
+    }
+    Ok(case_id)
 }
 
-/// What caused a user's change, for the notification and the audit entry.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Cause<'a> {
-    /// `assessment`, `case.resolved`, `user.frozen`, ...
-    pub(crate) what: &'a str,
-    /// Who: `system` or a key id.
-    pub(crate) actor: &'a str,
-    /// Unix seconds.
-    pub(crate) now: i64,
-}
-
-/// Recomputes a user from facts that do not depend on arrival order (the current assessments
-/// of their sessions, whether any assessment decided freeze, their unresolved case) and from
-/// the verdict of the last person to act. When the status or the decision moves, the outbox
-/// gets a `user.updated` notification for every configured endpoint and the audit log an
-/// entry, in this same transaction. Returns the user after the change.
+/// Recomputes a user ([`rulebook::plan_refresh`]) from facts that do not depend on arrival
+/// order (the current assessments of their sessions, whether any assessment decided freeze,
+/// their unresolved case) and from the verdict of the last person to act. When the status or
+/// the decision moves, the outbox gets a `user.updated` notification for every configured
+/// endpoint and the audit log an entry, in this same transaction. Returns the user after the
+/// change.
 pub(crate) fn refresh_user(
     conn: &Connection,
     user_id: &str,
     cause: Cause<'_>,
 ) -> Result<UserState, StoreError> {
-    type Before = (String, String, u8, Option<String>, Option<String>, i64);
-    let before: Option<Before> = conn
+    type Row = (String, String, u8, Option<String>, Option<String>, i64);
+    let row: Option<Row> = conn
         .prepare_cached(
             "SELECT status, decision, score, current_assessment_id, verdict, version
              FROM users WHERE user_id = ?1",
@@ -183,35 +186,35 @@ pub(crate) fn refresh_user(
             })
         })
         .map_err(map_err)?;
-    let (assessment_id, score, decision) = match current {
-        Some((id, score, decision)) => (Some(id), score, crate::parse_decision(&decision)?),
-        None => (None, 0, Decision::Approve),
+    let facts = UserFacts {
+        row: row
+            .map(
+                |(status, decision, score, assessment_id, verdict, version)| {
+                    Ok::<_, StoreError>(UserRow {
+                        state: UserState {
+                            status: crate::parse_status(&status)?,
+                            decision: crate::parse_decision(&decision)?,
+                            score,
+                            assessment_id,
+                        },
+                        verdict: verdict.as_deref().map(crate::parse_status).transpose()?,
+                        version,
+                    })
+                },
+            )
+            .transpose()?,
+        ever_frozen,
+        open_case: open_case
+            .as_deref()
+            .map(crate::parse_decision)
+            .transpose()?,
+        current: current
+            .map(|(id, score, decision)| {
+                Ok::<_, StoreError>((id, score, crate::parse_decision(&decision)?))
+            })
+            .transpose()?,
     };
-    let open_case = open_case
-        .as_deref()
-        .map(crate::parse_decision)
-        .transpose()?;
-    let (before_state, verdict, version) = match &before {
-        Some((status, decision, score, assessment_id, verdict, version)) => (
-            Some(UserState {
-                status: crate::parse_status(status)?,
-                decision: crate::parse_decision(decision)?,
-                score: *score,
-                assessment_id: assessment_id.clone(),
-            }),
-            verdict.as_deref().map(crate::parse_status).transpose()?,
-            *version,
-        ),
-        None => (None, None, 0),
-    };
-    let after = UserState {
-        status: account_status(verdict, open_case),
-        decision,
-        score,
-        assessment_id,
-    };
-    let changed = after.differs_from(before_state.as_ref());
-    let version = version + i64::from(changed);
+    let plan = rulebook::plan_refresh(user_id, &facts, cause);
     conn.prepare_cached(
         "INSERT INTO users (user_id, status, score, decision, current_assessment_id, ever_frozen,
                             version, first_seen_at, updated_at)
@@ -225,44 +228,27 @@ pub(crate) fn refresh_user(
     .and_then(|mut s| {
         s.execute(params![
             user_id,
-            after.status.as_str(),
-            after.score,
-            after.decision.as_str(),
-            after.assessment_id,
-            ever_frozen,
-            version,
+            plan.after.status.as_str(),
+            plan.after.score,
+            plan.after.decision.as_str(),
+            plan.after.assessment_id,
+            plan.ever_frozen,
+            plan.version,
             cause.now,
         ])
     })
     .map_err(map_err)?;
-    if changed {
-        notify(conn, user_id, before_state.as_ref(), &after, cause, version)?;
-        append_audit(
-            conn,
-            NewAuditEntry::user_updated(
-                cause.now,
-                cause.actor,
-                user_id,
-                cause.what,
-                before_state.as_ref(),
-                &after,
-            ),
-        )?;
+    if let Some((payload, audit)) = plan.moved {
+        notify(conn, user_id, &payload, cause.now)?;
+        append_audit(conn, audit)?;
     }
-    Ok(after)
+    Ok(plan.after)
 }
 
 /// Writes a `user.updated` notification and one pending delivery per configured endpoint
 /// (disabled ones included: their deliveries wait until the endpoint is enabled again), when
 /// any endpoint is configured.
-fn notify(
-    conn: &Connection,
-    user_id: &str,
-    before: Option<&UserState>,
-    after: &UserState,
-    cause: Cause<'_>,
-    version: i64,
-) -> Result<(), StoreError> {
+fn notify(conn: &Connection, user_id: &str, payload: &str, now: i64) -> Result<(), StoreError> {
     // Nobody to tell: a message without deliveries would only be written and never read.
     // (Endpoints configured later get notifications from then on, not a backlog.)
     let anyone: bool = conn
@@ -273,8 +259,7 @@ fn notify(
         return Ok(());
     }
     let message_id = new_id("msg");
-    let payload = user_updated(user_id, before, after, cause.what, version, cause.now);
-    let now_ms = cause.now.saturating_mul(1000);
+    let now_ms = now.saturating_mul(1000);
     let seq: i64 = conn
         .prepare_cached(
             "INSERT INTO outbox (id, user_id, event_type, payload, created_at)

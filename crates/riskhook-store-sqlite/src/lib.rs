@@ -28,6 +28,7 @@ use riskhook_core::assessment::{Decision, UserStatus};
 use riskhook_core::audit::AuditKey;
 use riskhook_core::review::ActionStatus;
 use riskhook_didit::payload::SessionStatus;
+use riskhook_store::rulebook::Touched;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
     Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
@@ -302,7 +303,11 @@ impl SqliteStore {
     /// Reads back what a review command touched.
     async fn review_outcome(
         &self,
-        (user_id, case_id, action_id): commands::Touched,
+        Touched {
+            user_id,
+            case_id,
+            action_id,
+        }: Touched,
     ) -> Result<ReviewOutcome, CommandError> {
         let user = self
             .user(&user_id)

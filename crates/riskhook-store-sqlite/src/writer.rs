@@ -244,23 +244,10 @@ fn apply(
     }
     let session_advanced = advance_session(conn, event, assessment.map(|a| a.id.as_str()))?;
     if let Some(user_id) = &event.vendor_data {
-        let case = match assessment {
-            Some(a) if needs_review(a.decision) => Some(effects::gather_evidence(
-                conn,
-                user_id,
-                &a.id,
-                a.decision,
-                event.received_at,
-            )?),
-            _ => None,
-        };
-        if let Some((case_id, true)) = &case {
-            effects::append_audit(
-                conn,
-                NewAuditEntry::case_opened(event.received_at, case_id, user_id),
-            )?;
+        if let Some(a) = assessment.filter(|a| needs_review(a.decision)) {
+            effects::gather_evidence(conn, user_id, &a.id, a.decision, event.received_at)?;
         }
-        let cause = effects::Cause {
+        let cause = riskhook_store::rulebook::Cause {
             what: "assessment",
             actor: "system",
             now: event.received_at,

@@ -11,6 +11,7 @@ pub mod conformance;
 mod keys;
 mod outbox;
 mod review;
+pub mod rulebook;
 mod workbench;
 
 use std::fmt;
