@@ -1,15 +1,21 @@
 //! Policy test cases: "this payload (or these signals) under this policy must give this
 //! decision and fire exactly these rules". A policy lives in git with its cases; `riskhook
-//! policy test` runs them. Parsing and checking are pure; reading the files is the caller's job.
+//! policy test` runs them. Parsing and checking are pure; reading the files is the caller's job,
+//! and so is turning a payload into signals: the caller hands in its provider's mapping (a
+//! [`PayloadMapping`]), since this crate knows no provider.
 
 use std::collections::BTreeMap;
 
-use riskhook_didit::payload::DiditEvent;
 use serde::Deserialize;
 
 use crate::assessment::{Assessment, Decision};
 use crate::policy::{Policy, fired_ids};
-use crate::signals::{Kind, SignalValue, Signals, definition, didit};
+use crate::signals::{Kind, SignalValue, Signals, definition};
+
+/// A provider mapping for cases that give a `payload`: the payload file's bytes → their signals
+/// and the payload's timestamp (Unix seconds, if it has one), or why the bytes cannot be read.
+/// Didit's is `riskhook_didit_signals::case_payload`.
+pub type PayloadMapping = fn(&[u8]) -> Result<(Signals, Option<i64>), String>;
 
 /// One case, as written in a `.toml` file.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,14 +80,17 @@ impl Case {
     }
 
     /// Builds the case's input and assesses it. `payload` holds the bytes of the `payload` file
-    /// when the case names one.
-    pub fn assess(&self, policy: &Policy, payload: Option<&[u8]>) -> Result<Assessment, CaseError> {
+    /// when the case names one, and `mapping` turns them into signals.
+    pub fn assess(
+        &self,
+        policy: &Policy,
+        payload: Option<&[u8]>,
+        mapping: PayloadMapping,
+    ) -> Result<Assessment, CaseError> {
         let (signals, timestamp) = match (&self.signals, payload) {
             (Some(given), _) => (signals_from_toml(given)?, None),
             (None, Some(bytes)) => {
-                let event = DiditEvent::from_slice(bytes)
-                    .map_err(|e| CaseError::Invalid(format!("payload: {e}")))?;
-                (didit::extract(&event, "case", true), event.timestamp)
+                mapping(bytes).map_err(|e| CaseError::Invalid(format!("payload: {e}")))?
             }
             (None, None) => return Err(CaseError::Invalid("payload bytes missing".to_owned())),
         };
@@ -90,8 +99,13 @@ impl Case {
     }
 
     /// Runs the case: `Ok` with the assessment if every expectation holds.
-    pub fn check(&self, policy: &Policy, payload: Option<&[u8]>) -> Result<Assessment, CaseError> {
-        let assessment = self.assess(policy, payload)?;
+    pub fn check(
+        &self,
+        policy: &Policy,
+        payload: Option<&[u8]>,
+        mapping: PayloadMapping,
+    ) -> Result<Assessment, CaseError> {
+        let assessment = self.assess(policy, payload, mapping)?;
         let fired = fired_ids(&assessment);
         let mut problems = Vec::new();
         if assessment.decision != self.expect.decision {

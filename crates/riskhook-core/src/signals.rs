@@ -3,9 +3,9 @@
 //! [`SCHEMA`] is the one list of every signal a policy may read: its name (`group.field`, which
 //! is how CEL sees it), its type and what it means. A signal that is absent from [`Signals`] was
 //! not checked — which is different from checked and passed: in a policy it reads as `null`.
-//! Provider mappings (today [`didit`]) fill a [`Signals`] from a payload.
-
-pub mod didit;
+//! Provider mappings fill a [`Signals`] from a payload; they live beside their provider's
+//! protocol, not here (Didit's is the `riskhook-didit-signals` crate), so the engine knows no
+//! provider.
 
 use std::collections::BTreeMap;
 

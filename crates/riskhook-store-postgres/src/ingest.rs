@@ -7,7 +7,6 @@
 //! first to commit and then insert nothing, so exactly one of them is `Accepted`.
 
 use riskhook_core::review::needs_review;
-use riskhook_didit::payload::SessionStatus;
 use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, NewAuditEntry, StoreError};
 use sqlx::PgConnection;
 
@@ -60,7 +59,7 @@ async fn apply(
         effects::refresh_user(tx, user_id, cause).await?;
     }
     Ok(IngestOutcome::Accepted {
-        id: event.id.clone(),
+        id: event.id.to_string(),
         session_advanced,
     })
 }
@@ -76,7 +75,7 @@ async fn insert_event(conn: &mut PgConnection, event: &EventRecord) -> Result<bo
          ON CONFLICT DO NOTHING
          RETURNING seq",
     )
-    .bind(&event.id)
+    .bind(event.id.as_str())
     .bind(PROVIDER)
     .bind(event.received_at)
     .bind(&event.webhook_type)
@@ -128,8 +127,8 @@ async fn record_assessment(
                                   decision_rank, evaluated_at, created_at, assessment)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
-    .bind(&assessment.id)
-    .bind(&event.id)
+    .bind(assessment.id.as_str())
+    .bind(event.id.as_str())
     .bind(event.session_id.as_deref())
     .bind(event.vendor_data.as_deref())
     .bind(&assessment.policy_hash)
@@ -149,7 +148,7 @@ async fn record_assessment(
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&shadow.shadow_id)
-        .bind(&assessment.id)
+        .bind(assessment.id.as_str())
         .bind(&shadow.policy_hash)
         .bind(i32::from(shadow.score))
         .bind(shadow.decision.as_str())
@@ -164,8 +163,8 @@ async fn record_assessment(
 }
 
 /// Moves the session to the event's status if the event's observation is the greatest seen
-/// (`riskhook_didit::session::Observation`: body timestamp, then lifecycle stage, then the
-/// status text in byte order — compared here as one row value, in one statement). Concurrent
+/// (body timestamp, then lifecycle stage, then the status text in byte order, as the pipeline
+/// handed them in `session_status` — compared here as one row value, in one statement). Concurrent
 /// events of one session are safe without any lock of ours: the UPSERT locks the row, and
 /// compares against its latest committed version.
 async fn advance_session(
@@ -173,14 +172,14 @@ async fn advance_session(
     event: &EventRecord,
     assessment_id: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let (Some(session_id), Some(status), Some(timestamp)) =
-        (&event.session_id, &event.status, event.event_timestamp)
-    else {
+    let (Some(session_id), Some(status), Some(timestamp)) = (
+        &event.session_id,
+        &event.session_status,
+        event.event_timestamp,
+    ) else {
         return Ok(false);
     };
-    // The canonical spelling, so the stored text and the stage agree with `Observation`.
-    let status = SessionStatus::parse(status);
-    let stage = i32::from(riskhook_didit::session::stage(&status));
+    let stage = i32::from(status.stage().get());
     let current_event: String = sqlx::query_scalar(
         "INSERT INTO sessions AS s (session_id, status, status_timestamp, status_stage,
                                     status_event_id, vendor_data, first_seen_at, updated_at,
@@ -212,12 +211,12 @@ async fn advance_session(
     .bind(status.as_str())
     .bind(timestamp)
     .bind(stage)
-    .bind(&event.id)
+    .bind(event.id.as_str())
     .bind(event.vendor_data.as_deref())
     .bind(event.received_at)
     .bind(assessment_id)
     .fetch_one(conn)
     .await
     .map_err(map_err)?;
-    Ok(current_event == event.id)
+    Ok(current_event == event.id.as_str())
 }

@@ -3,11 +3,11 @@
 //! `($1::text IS NULL OR …)` so every query stays a `&'static str`.
 
 use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
-use riskhook_didit::payload::SessionStatus;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, AuditRecord, CaseFilter, CaseRecord,
-    DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord, EventRecord, ReplayFilter,
-    ReplayRecord, Role, SessionRecord, ShadowRecord, StoreError, UserRecord, VerdictRecord,
+    DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord, EventId, EventRecord,
+    ReplayFilter, ReplayRecord, Role, SessionRecord, SessionStatus, ShadowRecord, Stage,
+    StoreError, UserRecord, VerdictRecord,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row};
@@ -82,7 +82,8 @@ macro_rules! select_events {
 
 fn event_record(row: &PgRow) -> Result<EventRecord, StoreError> {
     Ok(EventRecord {
-        id: get(row, "id")?,
+        id: EventId::parse(get::<String>(row, "id")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         received_at: get(row, "received_at")?,
         webhook_type: get(row, "webhook_type")?,
         delivery_key: get(row, "delivery_key")?,
@@ -90,6 +91,8 @@ fn event_record(row: &PgRow) -> Result<EventRecord, StoreError> {
         subject_id: get(row, "subject_id")?,
         session_id: get(row, "session_id")?,
         status: get(row, "status")?,
+        // Kept by the session, not the event: see `EventRecord::session_status`.
+        session_status: None,
         event_timestamp: get(row, "event_timestamp")?,
         vendor_data: get(row, "vendor_data")?,
         key_id: get(row, "key_id")?,
@@ -150,7 +153,7 @@ pub(crate) async fn session(
     let row = sqlx::query(
         "SELECT s.session_id, s.status, s.status_timestamp, s.status_event_id, s.vendor_data,
                 (SELECT COUNT(*) FROM events e WHERE e.session_id = s.session_id) AS event_count,
-                s.current_assessment_id
+                s.current_assessment_id, s.status_stage
          FROM sessions s WHERE s.session_id = $1",
     )
     .bind(session_id)
@@ -164,7 +167,12 @@ pub(crate) async fn session(
 fn session_record(row: &PgRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         session_id: get(row, "session_id")?,
-        status: SessionStatus::parse(get::<&str>(row, "status")?),
+        status: SessionStatus::new(get::<String>(row, "status")?, {
+            let n: i32 = get(row, "status_stage")?;
+            u8::try_from(n)
+                .map(Stage::new)
+                .map_err(|_| StoreError::Corrupt(format!("session stage {n} out of range")))?
+        }),
         status_timestamp: get(row, "status_timestamp")?,
         status_event_id: get(row, "status_event_id")?,
         vendor_data: get(row, "vendor_data")?,
@@ -199,7 +207,7 @@ pub(crate) async fn unfinished_sessions(
     sqlx::query(
         "SELECT s.session_id, s.status, s.status_timestamp, s.status_event_id, s.vendor_data,
                 (SELECT COUNT(*) FROM events e WHERE e.session_id = s.session_id) AS event_count,
-                s.current_assessment_id
+                s.current_assessment_id, s.status_stage
          FROM sessions s
          WHERE s.status <> ALL($1) AND s.status_timestamp < $2
          ORDER BY s.status_timestamp, s.session_id

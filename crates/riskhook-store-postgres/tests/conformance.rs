@@ -22,6 +22,7 @@ macro_rules! conformance {
 
 conformance!(
     ingest_is_exactly_once,
+    a_session_is_at_its_greatest_observation,
     reconciliation_finds_events_and_unfinished_sessions,
     evidence_gathers_into_one_case,
     the_queue_counts_and_filters_unresolved_cases,

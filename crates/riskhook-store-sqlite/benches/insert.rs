@@ -15,9 +15,11 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use riskhook_core::assessment::Decision;
 use riskhook_core::policy::{DEFAULT_POLICY, Policy};
-use riskhook_core::signals::didit;
-use riskhook_didit::payload::DiditEvent;
-use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, Store};
+use riskhook_didit::payload::{DiditEvent, SessionStatus};
+use riskhook_didit_signals as didit;
+use riskhook_store::{
+    AssessmentId, EventId, EventRecord, IngestOutcome, NewAssessment, Stage, Store,
+};
 use riskhook_store_sqlite::SqliteStore;
 
 /// A ≈10 KB session event with document, liveness and AML results and a risky decision.
@@ -46,7 +48,7 @@ impl Template {
         let parsed = DiditEvent::from_slice(&raw).unwrap();
         // The same mapping as the service's pipeline (`new_event` and `ingest`).
         let event = EventRecord {
-            id: "evt_template".to_owned(),
+            id: EventId::parse("evt_template").unwrap(),
             received_at: RECEIVED_AT,
             webhook_type: parsed.kind.as_str().to_owned(),
             delivery_key: parsed.delivery_key().map(str::to_owned),
@@ -54,6 +56,11 @@ impl Template {
             subject_id: parsed.subject_id().map(str::to_owned),
             session_id: parsed.session_id().map(str::to_owned),
             status: parsed.status().map(str::to_owned),
+            session_status: parsed.status().map(|text| {
+                let status = SessionStatus::parse(text);
+                let stage = Stage::new(riskhook_didit::session::stage(&status));
+                riskhook_store::SessionStatus::new(status.as_str(), stage)
+            }),
             event_timestamp: parsed.timestamp,
             vendor_data: parsed.vendor_data().map(str::to_owned),
             key_id: "default".to_owned(),
@@ -65,7 +72,7 @@ impl Template {
         let signals = didit::extract(&parsed, &event.id, true);
         let assessed = policy.assess(signals, parsed.timestamp.unwrap());
         let assessment = NewAssessment {
-            id: "asm_template".to_owned(),
+            id: AssessmentId::parse("asm_template").unwrap(),
             score: assessed.score,
             decision: assessed.decision,
             policy_hash: assessed.policy.hash.clone(),
@@ -86,14 +93,14 @@ impl Template {
     fn nth(&self, n: u64) -> (EventRecord, NewAssessment) {
         let session_id = format!("{n:08x}-6b05-4c88-8cd1-78b62c06e11e");
         let mut event = self.event.clone();
-        event.id = format!("evt_{n:032x}");
+        event.id = EventId::parse(format!("evt_{n:032x}")).unwrap();
         event.delivery_key = Some(format!("{n:08x}-5de7-4581-ae08-4922646aae16"));
         event.content_key = event.content_key.replace(&self.session_id, &session_id);
         event.subject_id = Some(session_id.clone());
         event.session_id = Some(session_id);
         event.vendor_data = Some(format!("user-{n}"));
         let mut assessment = self.assessment.clone();
-        assessment.id = format!("asm_{n:032x}");
+        assessment.id = AssessmentId::parse(format!("asm_{n:032x}")).unwrap();
         (event, assessment)
     }
 }
@@ -129,7 +136,7 @@ fn ingest(c: &mut Criterion) {
     assert_eq!(
         first.unwrap(),
         IngestOutcome::Accepted {
-            id: event.id.clone(),
+            id: event.id.to_string(),
             session_advanced: true,
         }
     );
@@ -175,7 +182,7 @@ fn ingest(c: &mut Criterion) {
     assert_eq!(
         duplicate.unwrap(),
         IngestOutcome::Duplicate {
-            id: event.id.clone()
+            id: event.id.to_string()
         }
     );
     group.bench_function("duplicate", |b| {

@@ -27,14 +27,13 @@ use async_trait::async_trait;
 use riskhook_core::assessment::{Decision, UserStatus};
 use riskhook_core::audit::AuditKey;
 use riskhook_core::review::ActionStatus;
-use riskhook_didit::payload::SessionStatus;
 use riskhook_store::rulebook::Touched;
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, Attempt, AuditRecord, CaseFilter, CaseRecord,
-    Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventRecord,
-    IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ReplayFilter, ReplayRecord,
-    ResolveCase, ReviewOutcome, SessionRecord, ShadowRecord, Store, StoreError, UiSessionRecord,
-    UserAction, UserRecord, VerdictRecord,
+    Claim, CommandError, DecideAction, DeliveryFilter, DeliveryRecord, EndpointRecord, EventId,
+    EventRecord, IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ReplayFilter,
+    ReplayRecord, ResolveCase, ReviewOutcome, SessionRecord, SessionStatus, ShadowRecord, Stage,
+    Store, StoreError, UiSessionRecord, UserAction, UserRecord, VerdictRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -433,7 +432,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT s.session_id, s.status, s.status_timestamp, s.status_event_id, s.vendor_data,
                     (SELECT COUNT(*) FROM events e WHERE e.session_id = s.session_id),
-                    s.current_assessment_id
+                    s.current_assessment_id, s.status_stage
              FROM sessions s
              WHERE s.status NOT IN (?1, ?2, ?3, ?4, ?5, ?6) AND s.status_timestamp < ?7
              ORDER BY s.status_timestamp, s.session_id
@@ -457,7 +456,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "SELECT s.session_id, s.status, s.status_timestamp, s.status_event_id, s.vendor_data,
                     (SELECT COUNT(*) FROM events e WHERE e.session_id = s.session_id),
-                    s.current_assessment_id
+                    s.current_assessment_id, s.status_stage
              FROM sessions s WHERE s.session_id = ?",
         )
         .bind(session_id)
@@ -859,7 +858,8 @@ fn assessment_record(row: &SqliteRow) -> Result<AssessmentRecord, StoreError> {
 
 fn stored_event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
     Ok(EventRecord {
-        id: row.try_get("id").map_err(map_err)?,
+        id: EventId::parse(row.try_get::<String, _>("id").map_err(map_err)?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         received_at: row.try_get("received_at").map_err(map_err)?,
         webhook_type: row.try_get("webhook_type").map_err(map_err)?,
         delivery_key: row.try_get("delivery_key").map_err(map_err)?,
@@ -867,6 +867,8 @@ fn stored_event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
         subject_id: row.try_get("subject_id").map_err(map_err)?,
         session_id: row.try_get("session_id").map_err(map_err)?,
         status: row.try_get("status").map_err(map_err)?,
+        // Kept by the session, not the event: see `EventRecord::session_status`.
+        session_status: None,
         event_timestamp: row.try_get("event_timestamp").map_err(map_err)?,
         vendor_data: row.try_get("vendor_data").map_err(map_err)?,
         key_id: row.try_get("key_id").map_err(map_err)?,
@@ -908,11 +910,21 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// A stored `status_stage`.
+fn stage(n: i64) -> Result<Stage, StoreError> {
+    u8::try_from(n)
+        .map(Stage::new)
+        .map_err(|_| StoreError::Corrupt(format!("session stage {n} out of range")))
+}
+
 /// A `sessions` row selected as by [`Store::session`], columns in that order.
 fn session_record(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         session_id: row.try_get(0).map_err(map_err)?,
-        status: SessionStatus::parse(row.try_get::<&str, _>(1).map_err(map_err)?),
+        status: SessionStatus::new(
+            row.try_get::<String, _>(1).map_err(map_err)?,
+            stage(row.try_get(7).map_err(map_err)?)?,
+        ),
         status_timestamp: row.try_get(2).map_err(map_err)?,
         status_event_id: row.try_get(3).map_err(map_err)?,
         vendor_data: row.try_get(4).map_err(map_err)?,

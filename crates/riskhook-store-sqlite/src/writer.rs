@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use riskhook_core::assessment::Decision;
 use riskhook_core::review::needs_review;
-use riskhook_didit::payload::SessionStatus;
 use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, NewAuditEntry, StoreError};
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
@@ -205,7 +204,7 @@ fn apply(
         )
         .and_then(|mut s| {
             s.execute(params![
-                event.id,
+                event.id.as_str(),
                 PROVIDER,
                 event.received_at,
                 event.webhook_type,
@@ -255,7 +254,7 @@ fn apply(
         effects::refresh_user(conn, user_id, cause)?;
     }
     Ok(IngestOutcome::Accepted {
-        id: event.id.clone(),
+        id: event.id.to_string(),
         session_advanced,
     })
 }
@@ -272,8 +271,8 @@ fn record_assessment(
     )
     .and_then(|mut s| {
         s.execute(params![
-            assessment.id,
-            event.id,
+            assessment.id.as_str(),
+            event.id.as_str(),
             event.session_id,
             event.vendor_data,
             assessment.policy_hash,
@@ -295,7 +294,7 @@ fn record_assessment(
         .and_then(|mut s| {
             s.execute(params![
                 shadow.shadow_id,
-                assessment.id,
+                assessment.id.as_str(),
                 shadow.policy_hash,
                 shadow.score,
                 shadow.decision.as_str(),
@@ -318,21 +317,21 @@ pub(crate) fn decision_rank(decision: Decision) -> i64 {
 }
 
 /// Moves the session to the event's status if the event's observation is the greatest seen
-/// (`riskhook_didit::session::Observation`: body timestamp, then lifecycle stage, then the
-/// status text — compared here as one SQLite row value, in one statement).
+/// (body timestamp, then lifecycle stage, then the status text, as the pipeline handed them in
+/// `session_status` — compared here as one SQLite row value, in one statement).
 fn advance_session(
     conn: &Connection,
     event: &EventRecord,
     assessment_id: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let (Some(session_id), Some(status), Some(timestamp)) =
-        (&event.session_id, &event.status, event.event_timestamp)
-    else {
+    let (Some(session_id), Some(status), Some(timestamp)) = (
+        &event.session_id,
+        &event.session_status,
+        event.event_timestamp,
+    ) else {
         return Ok(false);
     };
-    // The canonical spelling, so the stored text and the stage agree with `Observation`.
-    let status = SessionStatus::parse(status);
-    let stage = i64::from(riskhook_didit::session::stage(&status));
+    let stage = i64::from(status.stage().get());
     let current_event: String = conn
         .prepare_cached(
             "INSERT INTO sessions (session_id, status, status_timestamp, status_stage,
@@ -361,7 +360,7 @@ fn advance_session(
                     status.as_str(),
                     timestamp,
                     stage,
-                    event.id,
+                    event.id.as_str(),
                     event.vendor_data,
                     event.received_at,
                     assessment_id,
@@ -370,7 +369,7 @@ fn advance_session(
             )
         })
         .map_err(map_err)?;
-    Ok(current_event == event.id)
+    Ok(current_event == event.id.as_str())
 }
 
 pub(crate) fn unavailable(reason: &str) -> StoreError {

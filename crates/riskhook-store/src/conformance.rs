@@ -3,7 +3,9 @@
 //! against the contract, panicking with a message on any difference. A backend's tests call
 //! each one with a fresh, migrated store (see `riskhook-store-sqlite/tests/conformance.rs`).
 //!
-//! The events are minimal hand-made records: the suite tests storage, not Didit parsing.
+//! The events are minimal hand-made records: the suite tests storage, not Didit parsing. Their
+//! session statuses carry stage 0 unless a case is about stages: the store orders by the stage
+//! it is given, whatever the provider numbers it.
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
@@ -12,15 +14,15 @@ use riskhook_core::audit::{AuditKey, BrokenLink, ChainReport, ChainVerifier};
 use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome, Person};
 
 use crate::{
-    Attempt, CaseFilter, Claim, CommandError, DecideAction, DeliveryFilter, DeliveryStatus,
-    EventRecord, IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry, ResolveCase, Role, Store,
-    UiSessionRecord, UserAction,
+    AssessmentId, Attempt, CaseFilter, Claim, CommandError, DecideAction, DeliveryFilter,
+    DeliveryStatus, EventId, EventRecord, IngestOutcome, NewApiKey, NewAssessment, NewAuditEntry,
+    ResolveCase, Role, SessionStatus, Stage, Store, UiSessionRecord, UserAction,
 };
 
 /// A session event for `user`, with its own delivery and content keys.
 pub fn event(n: u32, user: &str, session: &str, status: &str, timestamp: i64) -> EventRecord {
     EventRecord {
-        id: format!("evt_{n:08}"),
+        id: EventId::parse(format!("evt_{n:08}")).unwrap(),
         received_at: 1_780_000_000 + i64::from(n),
         webhook_type: "status.updated".to_owned(),
         delivery_key: Some(format!("delivery-{n}")),
@@ -28,6 +30,7 @@ pub fn event(n: u32, user: &str, session: &str, status: &str, timestamp: i64) ->
         subject_id: Some(session.to_owned()),
         session_id: Some(session.to_owned()),
         status: Some(status.to_owned()),
+        session_status: Some(SessionStatus::new(status, Stage::default())),
         event_timestamp: Some(timestamp),
         vendor_data: Some(user.to_owned()),
         key_id: "default".to_owned(),
@@ -40,7 +43,7 @@ pub fn event(n: u32, user: &str, session: &str, status: &str, timestamp: i64) ->
 /// An assessment of event `n` deciding `decision`.
 pub fn assessment(n: u32, decision: Decision, score: u8) -> NewAssessment {
     NewAssessment {
-        id: format!("asm_{n:08}"),
+        id: AssessmentId::parse(format!("asm_{n:08}")).unwrap(),
         score,
         decision,
         policy_hash: "test-policy".to_owned(),
@@ -101,6 +104,73 @@ pub async fn ingest_is_exactly_once(store: &dyn Store) {
         }
     );
     assert_eq!(store.count_events().await.unwrap(), 1);
+}
+
+/// A session is at its greatest observation, in either arrival order: a later body timestamp
+/// wins whatever the stages, at one timestamp the later stage wins, at one stage the greater
+/// text; the stage is stored with the status.
+pub async fn a_session_is_at_its_greatest_observation(store: &dyn Store) {
+    // (session, first (status, stage, timestamp), second, the status it ends at)
+    let cases = [
+        (
+            "sess-o1",
+            ("In Review", 4, 100),
+            ("Approved", 6, 100),
+            "Approved",
+        ),
+        (
+            "sess-o2",
+            ("Approved", 6, 100),
+            ("In Review", 4, 100),
+            "Approved",
+        ),
+        (
+            "sess-o3",
+            ("Declined", 6, 100),
+            ("Approved", 6, 100),
+            "Declined",
+        ),
+        (
+            "sess-o4",
+            ("Approved", 6, 100),
+            ("Declined", 6, 100),
+            "Declined",
+        ),
+        (
+            "sess-o5",
+            ("Approved", 6, 100),
+            ("In Progress", 2, 99),
+            "Approved",
+        ),
+        (
+            "sess-o6",
+            ("Approved", 6, 100),
+            ("In Progress", 2, 101),
+            "In Progress",
+        ),
+    ];
+    let mut n = 900;
+    for (session, first, second, expected) in cases {
+        for (status, stage, timestamp) in [first, second] {
+            n += 1;
+            let mut observed = event(n, "", session, status, 1_780_000_000 + timestamp);
+            observed.vendor_data = None;
+            observed.session_status = Some(SessionStatus::new(status, Stage::new(stage)));
+            let outcome = store.ingest(observed, None).await.unwrap();
+            assert!(
+                matches!(outcome, IngestOutcome::Accepted { .. }),
+                "{outcome:?}"
+            );
+        }
+        let record = store.session(session).await.unwrap().unwrap();
+        assert_eq!(record.status.as_str(), expected, "{session}");
+        let stage = [first, second]
+            .into_iter()
+            .find(|(status, ..)| *status == expected)
+            .map(|(_, stage, _)| Stage::new(stage));
+        assert_eq!(Some(record.status.stage()), stage, "{session}");
+        assert_eq!(record.event_count, 2, "{session}");
+    }
 }
 
 /// Reconciliation's questions: an event is found by its delivery key or its content key (as

@@ -1,17 +1,22 @@
 //! The storage contract of riskhook: one [`Store`] trait shaped by use cases, the records it
 //! takes and returns, and [`StoreError`].
 //!
-//! This crate knows no SQL and no database driver: each backend (`riskhook-store-sqlite`, later
-//! PostgreSQL) implements [`Store`] in its own crate, and the service picks one from the database
-//! URL. Every method is one transaction, so a method that returns `Ok` has committed.
+//! This crate knows no SQL and no database driver: each backend (`riskhook-store-sqlite`,
+//! `riskhook-store-postgres`) implements [`Store`] in its own crate, and the service picks one
+//! from the database URL. Every method is one transaction, so a method that returns `Ok` has
+//! committed. It knows no provider either: the pipeline hands it typed, provider-neutral values
+//! (a session's [`SessionStatus`] with its lifecycle [`Stage`], [`EventId`] and
+//! [`AssessmentId`]), so neither it nor the backends read Didit's protocol.
 
 mod audit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod ids;
 mod keys;
 mod outbox;
 mod review;
 pub mod rulebook;
+mod session;
 mod workbench;
 
 use std::fmt;
@@ -21,9 +26,9 @@ use riskhook_core::assessment::{Decision, UserStatus};
 use riskhook_core::audit::AuditKey;
 pub use riskhook_core::review::Person;
 use riskhook_core::review::{ActionKind, ActionStatus, Outcome};
-use riskhook_didit::payload::SessionStatus;
 
 pub use audit::{AuditRecord, NewAuditEntry};
+pub use ids::{AssessmentId, EventId, IdError};
 pub use keys::{ApiKeyRecord, NewApiKey, Role};
 pub use outbox::{
     Attempt, AttemptUpdate, Claim, DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord,
@@ -33,14 +38,15 @@ pub use review::{
     ActionRecord, CaseFile, CaseFilter, CaseRecord, CommandError, ReplayFilter, ReplayRecord,
     ReviewOutcome, VerdictRecord, case_file, requester_json, requester_person,
 };
+pub use session::{SessionStatus, Stage, TERMINAL_STATUSES};
 pub use workbench::UiSessionRecord;
 
 /// A Didit delivery that passed verification: what [`Store::ingest`] stores and what the read
 /// methods return.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EventRecord {
-    /// Our id for the event (`evt_…`), assigned before the insert so a duplicate costs nothing.
-    pub id: String,
+    /// Our id for the event, assigned before the insert so a duplicate costs nothing.
+    pub id: EventId,
     /// When riskhook received it, Unix seconds.
     pub received_at: i64,
     /// Didit's `webhook_type` (or nested `event`), e.g. `status.updated`.
@@ -53,8 +59,13 @@ pub struct EventRecord {
     pub subject_id: Option<String>,
     /// The session id, for session events.
     pub session_id: Option<String>,
-    /// The status the event reports.
+    /// The status the event reports, as sent.
     pub status: Option<String>,
+    /// The same status as the session keeps it (canonical text and lifecycle stage), given by
+    /// the pipeline for a session event: with `session_id` and `event_timestamp`, the
+    /// observation [`Store::ingest`] may move the session to. Not kept with the event (the
+    /// session row keeps it), so the read methods return `None`.
+    pub session_status: Option<SessionStatus>,
     /// The body's `timestamp`, Unix seconds.
     pub event_timestamp: Option<i64>,
     /// Didit's `vendor_data`: the customer's own user id.
@@ -101,20 +112,8 @@ pub enum IngestOutcome {
     },
 }
 
-/// The stored spelling of every terminal session status: what
-/// [`Store::unfinished_sessions`] leaves out. Unknown statuses are not terminal, so a status
-/// Didit adds later shows up as unfinished rather than silently finished.
-pub const TERMINAL_STATUSES: [&str; 6] = [
-    "Approved",
-    "Declined",
-    "In Review",
-    "Expired",
-    "Kyc Expired",
-    "Abandoned",
-];
-
-/// A session's current state: the greatest status observation seen
-/// ([`riskhook_didit::session::Observation`]), whatever order events arrived in.
+/// A session's current state: the greatest status observation seen (by body timestamp, then
+/// [`Stage`], then status text), whatever order events arrived in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     /// Didit's session id.
@@ -136,8 +135,8 @@ pub struct SessionRecord {
 /// An assessment to record with its event, in the same transaction.
 #[derive(Debug, Clone)]
 pub struct NewAssessment {
-    /// Our id (`asm_…`).
-    pub id: String,
+    /// Our id.
+    pub id: AssessmentId,
     /// The score.
     pub score: u8,
     /// The decision.
@@ -316,8 +315,9 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
     /// Stores a verified event exactly once and applies its effects in the same transaction:
-    /// records its assessment, advances its session, recomputes its user. A duplicate by
-    /// delivery key or content key changes nothing.
+    /// records its assessment, advances its session (to `session_status`, if that is the
+    /// greatest observation), recomputes its user. A duplicate by delivery key or content key
+    /// changes nothing.
     async fn ingest(
         &self,
         event: EventRecord,
@@ -549,27 +549,4 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Finishes pending work and releases connections: called once, at shutdown.
     async fn close(&self) {}
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn terminal_statuses_are_the_stored_spelling_of_the_terminal_ones() {
-        for text in TERMINAL_STATUSES {
-            let status = SessionStatus::parse(text);
-            assert!(status.is_terminal(), "{text}");
-            assert_eq!(status.as_str(), text);
-        }
-        for text in [
-            "Not Started",
-            "In Progress",
-            "Awaiting User",
-            "Resubmitted",
-            "Paused",
-        ] {
-            assert!(!SessionStatus::parse(text).is_terminal(), "{text}");
-        }
-    }
 }

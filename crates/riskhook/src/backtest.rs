@@ -14,8 +14,9 @@ use std::time::Instant;
 use riskhook_core::assessment::Decision;
 use riskhook_core::backtest::{Backtest, Comparison, Decided, PolicyId, Replay, Report, Verdict};
 use riskhook_core::policy::Policy;
-use riskhook_core::signals::{Signals, didit};
+use riskhook_core::signals::Signals;
 use riskhook_didit::payload::DiditEvent;
+use riskhook_didit_signals as didit;
 use riskhook_store::{ReplayFilter, ReplayRecord, Store, StoreError};
 use serde::{Deserialize, Serialize};
 

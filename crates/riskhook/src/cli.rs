@@ -14,8 +14,9 @@ use riskhook_didit::signature::{Key, Secret, SignedHeaders};
 use riskhook_core::assessment::Assessment;
 use riskhook_core::cases::{Case, CaseError};
 use riskhook_core::policy::{DEFAULT_POLICY, Policy};
-use riskhook_core::signals::{SCHEMA, didit};
+use riskhook_core::signals::SCHEMA;
 use riskhook_didit::payload::DiditEvent;
+use riskhook_didit_signals as didit;
 
 use crate::app::{App, shutdown_signal};
 use crate::auth::api_key_hash;
@@ -685,7 +686,8 @@ fn policy_test(file: &Path, dir: &Path) -> anyhow::Result<()> {
                     }
                     None => None,
                 };
-                case.check(&policy, payload.as_deref()).map(|a| (case, a))
+                case.check(&policy, payload.as_deref(), didit::case_payload)
+                    .map(|a| (case, a))
             });
         match result {
             Ok((case, a)) => println!(

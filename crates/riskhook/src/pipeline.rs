@@ -1,21 +1,24 @@
 //! The ingest pipeline after verification: derive signals, evaluate the policy and every
 //! shadow policy (pure, outside the transaction), then store the event, its assessment with
 //! the shadows' assessments, the session's and the user's new state in one transaction. The one
-//! place that sequences what happens to an event.
+//! place that sequences what happens to an event, and where Didit's event becomes the store's
+//! provider-neutral values: ids as [`EventId`]/[`AssessmentId`], the session status with its
+//! lifecycle [`Stage`].
 
 use riskhook_core::assessment::Assessment;
 use riskhook_core::policy::Policy;
-use riskhook_core::signals::didit;
 use riskhook_didit::axum::VerifiedDiditEvent;
 use riskhook_didit::payload::EventBody;
+use riskhook_didit_signals as didit;
 use riskhook_store::{
-    EventRecord, IngestOutcome, NewAssessment, NewShadowAssessment, Store, StoreError,
+    AssessmentId, EventId, EventRecord, IngestOutcome, NewAssessment, NewShadowAssessment,
+    SessionStatus, Stage, Store, StoreError,
 };
 
 use crate::policy::Shadow;
 
 /// The record to store for a verified delivery, under our new id `id`.
-pub fn new_event(verified: &VerifiedDiditEvent, id: String) -> EventRecord {
+pub fn new_event(verified: &VerifiedDiditEvent, id: EventId) -> EventRecord {
     let VerifiedDiditEvent {
         event,
         verification,
@@ -31,6 +34,7 @@ pub fn new_event(verified: &VerifiedDiditEvent, id: String) -> EventRecord {
         subject_id: event.subject_id().map(str::to_owned),
         session_id: event.session_id().map(str::to_owned),
         status: event.status().map(str::to_owned),
+        session_status: event.status().map(session_status),
         event_timestamp: event.timestamp,
         vendor_data: event.vendor_data().map(str::to_owned),
         key_id: verification.key_id.clone(),
@@ -40,9 +44,23 @@ pub fn new_event(verified: &VerifiedDiditEvent, id: String) -> EventRecord {
     }
 }
 
+/// A status as the store keeps a session's: Didit's canonical spelling (`NOT_STARTED` is
+/// `Not Started`) and how far along Didit's lifecycle it is (`riskhook_didit::session::stage`),
+/// which orders two events of one session with the same timestamp.
+pub fn session_status(status: &str) -> SessionStatus {
+    let status = riskhook_didit::payload::SessionStatus::parse(status);
+    let stage = Stage::new(riskhook_didit::session::stage(&status));
+    SessionStatus::new(status.as_str(), stage)
+}
+
 /// A new event id: `evt_` and a UUIDv7, so ids sort by creation time.
-pub fn new_event_id() -> String {
-    format!("evt_{}", uuid::Uuid::now_v7().simple())
+pub fn new_event_id() -> EventId {
+    EventId::from_uuid(uuid::Uuid::now_v7())
+}
+
+/// A new assessment id: `asm_` and a UUIDv7.
+pub fn new_assessment_id() -> AssessmentId {
+    AssessmentId::from_uuid(uuid::Uuid::now_v7())
 }
 
 /// Assesses a session event; other event types (entity, transaction) carry no verification
@@ -97,7 +115,7 @@ pub async fn ingest(
     let id = new_event_id();
     let assessment = assess(verified, &id, policy);
     let record = assessment.as_ref().map(|a| NewAssessment {
-        id: format!("asm_{}", uuid::Uuid::now_v7().simple()),
+        id: new_assessment_id(),
         score: a.score,
         decision: a.decision,
         policy_hash: a.policy.hash.clone(),
@@ -127,4 +145,52 @@ pub async fn ingest(
         }
     }
     Ok((outcome, assessment))
+}
+
+#[cfg(test)]
+mod tests {
+    use riskhook_didit::payload::SessionStatus as DiditStatus;
+    use riskhook_store::TERMINAL_STATUSES;
+
+    use super::*;
+
+    #[test]
+    fn terminal_statuses_are_the_stored_spelling_of_didits_terminal_ones() {
+        for text in TERMINAL_STATUSES {
+            let status = DiditStatus::parse(text);
+            assert!(status.is_terminal(), "{text}");
+            assert_eq!(status.as_str(), text);
+        }
+        for text in [
+            "Not Started",
+            "In Progress",
+            "Awaiting User",
+            "Resubmitted",
+            "Paused",
+        ] {
+            assert!(!DiditStatus::parse(text).is_terminal(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_session_status_is_didits_spelling_with_its_stage_and_terminality() {
+        for text in [
+            "NOT_STARTED",
+            "In Progress",
+            "IN_REVIEW",
+            "Approved",
+            "KYC Expired",
+            "Paused",
+        ] {
+            let didit = DiditStatus::parse(text);
+            let status = session_status(text);
+            assert_eq!(status.as_str(), didit.as_str(), "{text}");
+            assert_eq!(
+                status.stage().get(),
+                riskhook_didit::session::stage(&didit),
+                "{text}"
+            );
+            assert_eq!(status.is_terminal(), didit.is_terminal(), "{text}");
+        }
+    }
 }

@@ -469,8 +469,11 @@ async fn moves_session_back(
         return Ok(None);
     };
     let missed = Observation::new(timestamp, SessionStatus::parse(status));
-    let now = Observation::new(current.status_timestamp, current.status.clone());
-    if current.status != missed.status && now.supersedes(&missed) {
+    let now = Observation::new(
+        current.status_timestamp,
+        SessionStatus::parse(current.status.as_str()),
+    );
+    if now.status != missed.status && now.supersedes(&missed) {
         return Ok(Some(format!(
             "the session is {} since {}, later than this {status}: a resend, stamped now, would move it back",
             current.status.as_str(),

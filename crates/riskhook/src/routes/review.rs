@@ -357,7 +357,7 @@ struct TimelineEventOut {
 impl From<EventRecord> for TimelineEventOut {
     fn from(e: EventRecord) -> Self {
         Self {
-            id: e.id,
+            id: e.id.into(),
             webhook_type: e.webhook_type,
             session_id: e.session_id,
             status: e.status,

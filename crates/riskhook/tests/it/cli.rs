@@ -740,8 +740,8 @@ async fn every_acknowledged_event_survives_a_sigkill_during_a_loadgen_run() {
     loop {
         let page = store.events(after.as_deref(), 1000).await.unwrap();
         let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        stored.extend(page.into_iter().map(|e| e.id));
+        after = Some(last.id.to_string());
+        stored.extend(page.into_iter().map(|e| String::from(e.id)));
     }
     let lost: Vec<&String> = acknowledged.difference(&stored).collect();
     assert!(

@@ -445,7 +445,7 @@ async fn all_events(store: &dyn Store) -> Vec<riskhook_store::EventRecord> {
     loop {
         let page = store.events(after.as_deref(), 1000).await.unwrap();
         let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
+        after = Some(last.id.to_string());
         events.extend(page);
     }
     events

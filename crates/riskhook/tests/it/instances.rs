@@ -160,7 +160,7 @@ async fn end_state(store: &dyn Store) -> Value {
     assert_eq!(keys.len(), events.len(), "one event per content key");
     let content_of: BTreeMap<String, String> = events
         .iter()
-        .map(|e| (e.id.clone(), e.content_key.clone()))
+        .map(|e| (e.id.to_string(), e.content_key.clone()))
         .collect();
     let mut sessions = BTreeMap::new();
     let mut users = BTreeMap::new();

@@ -158,7 +158,7 @@ async fn a_late_older_event_is_stored_but_does_not_move_the_session_back() {
         .unwrap()
         .to_owned();
     let record = app.store.session(&session_id).await.unwrap().unwrap();
-    assert_eq!(record.status, SessionStatus::Approved);
+    assert_eq!(record.status.as_str(), SessionStatus::Approved.as_str());
     assert_eq!(record.status_timestamp, t);
     assert_eq!(record.event_count, 2);
     app.stop().await;

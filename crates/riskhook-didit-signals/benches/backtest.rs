@@ -5,7 +5,7 @@
 //! of the Didit session-event fixtures (`fixtures/didit/status-updated-*.json`,
 //! `data-updated.json`), extracted as at intake, spread over 10,000 users.
 //!
-//! `cargo bench -p riskhook-core --bench backtest`
+//! `cargo bench -p riskhook-didit-signals --bench backtest`
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -16,8 +16,9 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use riskhook_core::backtest::{Backtest, Replay};
 use riskhook_core::policy::{DEFAULT_POLICY, Policy};
-use riskhook_core::signals::{Signals, didit};
+use riskhook_core::signals::Signals;
 use riskhook_didit::payload::DiditEvent;
+use riskhook_didit_signals as didit;
 use serde::Deserialize;
 
 /// Users the events are spread over (the report's memory grows with users).

@@ -1,4 +1,4 @@
-//! Tests of the Didit → signals mapping (`signals::didit::extract`) against the fixture
+//! Tests of the Didit → signals mapping (`riskhook_didit_signals::extract`) against the fixture
 //! deliveries in `fixtures/didit/` and hand-written events: the value of every schema signal,
 //! provenance paths, what stays absent and when, determinism, and freedom from panics on
 //! mangled payloads.
@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use riskhook_core::signals::didit::extract;
 use riskhook_core::signals::{Kind, SCHEMA, Signals, definition, groups};
 use riskhook_didit::payload::DiditEvent;
+use riskhook_didit_signals::extract;
 use serde_json::{Value, json};
 
 const EVENT_ID: &str = "evt_test";

@@ -1,11 +1,13 @@
 //! The Didit mapping: turns one parsed [`DiditEvent`] into the provider-neutral [`Signals`] of
-//! [`SCHEMA`](super::SCHEMA).
+//! [`SCHEMA`](riskhook_core::signals::SCHEMA).
 //!
-//! This module owns which Didit field or risk code feeds which signal, how several workflow
-//! nodes of one feature are combined, and the provenance path of every value. It decides
-//! nothing (that is the policy's job), reads no clock and does no I/O. [`extract`] is total:
-//! any event, however malformed, gives some [`Signals`], and the same event always gives the
-//! same ones.
+//! This crate sits beside the protocol (`riskhook-didit`) and above the engine
+//! (`riskhook-core`), which knows no provider. It owns which Didit field or risk code feeds
+//! which signal, how several workflow nodes of one feature are combined, and the provenance path
+//! of every value; [`case_payload`] is the same mapping for the `payload` of a policy test case.
+//! It decides nothing (that is the policy's job), reads no clock and does no I/O. [`extract`] is
+//! total: any event, however malformed, gives some [`Signals`], and the same event always gives
+//! the same ones.
 //!
 //! # What is set, and when
 //!
@@ -58,13 +60,12 @@
 
 use std::collections::BTreeSet;
 
+use riskhook_core::signals::{SignalValue, Signals};
 use riskhook_didit::payload::{
     AmlDataset, AmlHit, AmlScreening, Decision, DiditEvent, EmailVerification, FaceMatch,
     FeatureStatus, IdVerification, IpAnalysis, LivenessCheck, LogType, Match, PhoneVerification,
     PoaVerification, SessionEvent, Warning,
 };
-
-use super::{SignalValue, Signals};
 
 /// Maps a Didit event to signals. `event_id` is our id of the event (for provenance);
 /// `body_trusted` says whether the signature that verified it covered the whole body.
@@ -98,6 +99,14 @@ pub fn extract(event: &DiditEvent, event_id: &str, body_trusted: bool) -> Signal
     duplicates(&mut out, decision, &own_ids);
     risk(&mut out, decision);
     out.signals
+}
+
+/// A policy test case's `payload` file as the engine's cases read it
+/// ([`riskhook_core::cases::PayloadMapping`]): the bytes parsed as a Didit event, its signals
+/// (under the event id `case`, the body trusted) and its timestamp.
+pub fn case_payload(bytes: &[u8]) -> Result<(Signals, Option<i64>), String> {
+    let event = DiditEvent::from_slice(bytes).map_err(|e| e.to_string())?;
+    Ok((extract(&event, "case", true), event.timestamp))
 }
 
 const SECONDS_PER_DAY: i64 = 86_400;

@@ -1,8 +1,9 @@
 //! Criterion benchmarks of the engine on a full-feature Didit payload with the default policy:
 //! parsing, signal extraction, policy evaluation (fast path and interpreter-only, side by side),
-//! and extraction plus evaluation as the service runs them.
+//! and extraction plus evaluation as the service runs them. They live beside the Didit mapping,
+//! whose output is the engine's input.
 //!
-//! `cargo bench -p riskhook-core --bench engine`
+//! `cargo bench -p riskhook-didit-signals --bench engine`
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -10,8 +11,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use riskhook_core::policy::{DEFAULT_POLICY, Policy};
-use riskhook_core::signals::didit;
 use riskhook_didit::payload::DiditEvent;
+use riskhook_didit_signals as didit;
 
 fn payload(name: &str) -> Vec<u8> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/didit/").to_owned() + name;

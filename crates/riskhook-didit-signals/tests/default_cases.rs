@@ -1,7 +1,8 @@
 //! The default policy's own test cases, `policy/cases/*.toml`, run the way `riskhook policy
 //! test crates/riskhook-core/policy/default.toml crates/riskhook-core/policy/cases` runs them:
 //! each case's payload file (relative to the case) is read, turned into signals by the Didit
-//! mapping, assessed, and checked against the case's expectations.
+//! mapping, assessed, and checked against the case's expectations. They run here, beside the
+//! mapping their payloads need; the policy and its cases live in `riskhook-core`.
 //!
 //! The format is `riskhook_core::cases::Case`; the cases document the policy as much as they
 //! test it, so each says in words why its decision is right.
@@ -15,9 +16,10 @@ use riskhook_core::assessment::Assessment;
 use riskhook_core::cases::Case;
 use riskhook_core::policy::{DEFAULT_POLICY, Policy, fired_ids};
 use riskhook_core::signals::SignalValue;
+use riskhook_didit_signals::case_payload;
 
 fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("policy/cases")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../riskhook-core/policy/cases")
 }
 
 /// Every `.toml` file of the cases directory, sorted by name.
@@ -48,7 +50,7 @@ fn run(policy: &Policy, path: &Path) -> Result<Assessment, String> {
     if case.description.trim().is_empty() {
         return Err("the description is empty".to_owned());
     }
-    case.check(policy, payload.as_deref())
+    case.check(policy, payload.as_deref(), case_payload)
         .map_err(|e| e.to_string())
 }
 
@@ -108,7 +110,10 @@ not_fired = ["aml.sanctions_hit"]
 "#,
     )
     .unwrap();
-    let error = case.check(&policy, None).unwrap_err().to_string();
+    let error = case
+        .check(&policy, None, case_payload)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         error,
         "decision is freeze, expected approve; score is 100, expected 0; \
