@@ -677,29 +677,28 @@ async fn metrics_parse_as_prometheus_text_and_count_a_known_set_of_deliveries() 
     let _ = tokio::task::spawn_blocking(move || served.child.wait()).await;
 }
 
-#[tokio::test]
+/// The load comes from `riskhook-loadgen`'s library, run in this process (the service is the
+/// child process killed): the same generator as the `riskhook-loadgen` binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_survives_a_sigkill_during_a_loadgen_run() {
     let dir = tempfile::tempdir().unwrap();
     let served = Served::start(dir.path(), &[]);
     let acks = dir.path().join("acks.txt");
     let url = format!("http://{}/webhooks/didit", served.address);
-    let mut loadgen = riskhook()
-        .args([
-            "loadgen",
-            &url,
-            "--concurrency",
-            "32",
-            "--duration",
-            "30s",
-            "--quiet",
-        ])
-        .arg("--acks")
-        .arg(&acks)
-        .env("RISKHOOK_DIDIT_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let plan = riskhook_loadgen::Plan {
+        url,
+        mode: riskhook_loadgen::Mode::Concurrency(32),
+        limit: riskhook_loadgen::Limit::Duration(Duration::from_secs(30)),
+        duplicates: 0.0,
+        invalid: 0.0,
+        seed: std::process::id().into(),
+        timeout: Duration::from_secs(10),
+        progress: false,
+        acks: Some(acks.clone()),
+    };
+    let loadgen = tokio::spawn(async move {
+        riskhook_loadgen::run(plan, &riskhook_didit::signature::Secret::new(SECRET)).await
+    });
     // Kill the service mid-run, once a good number of deliveries have been acknowledged:
     // 1500 write more WAL pages than its cap (measured: ~17,000), so the checkpointer has made
     // dozens of passes and the WAL has started over at least once before the kill.
@@ -714,8 +713,8 @@ async fn every_acknowledged_event_survives_a_sigkill_during_a_loadgen_run() {
     served.signal("KILL");
     let mut served = served;
     let _ = served.child.wait();
-    let _ = loadgen.kill();
-    let _ = loadgen.wait();
+    loadgen.abort();
+    let _ = loadgen.await;
 
     let acknowledged: std::collections::BTreeSet<String> = std::fs::read_to_string(&acks)
         .unwrap()
