@@ -26,7 +26,7 @@
 //! - `time`: times as RFC 3339 beside Unix seconds in the API.
 //! - `telemetry`: tracing set-up.
 
-// Public: what the binary, the integration tests (`tests/it`) and the
+// Public: what the binary, the integration tests (`tests/it`, `tests/services`) and the
 // documented types reach. The rest is this crate's own.
 pub mod app;
 mod audit;
