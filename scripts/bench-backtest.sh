@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Policy backtest speed and its effect on intake, in one run:
 #   1. starts `riskhook serve` (SQLite) on a fresh database in a temporary directory and loads it
-#      with `riskhook loadgen` (CONC connections, LOAD_DURATION): signed, unique deliveries of
+#      with `riskhook-loadgen` (CONC connections, LOAD_DURATION): signed, unique deliveries of
 #      every event type, each session event assessed and stored with its signal snapshot;
 #   2. counts the stored session events with an assessment (what a backtest replays); if fewer
 #      than N, tops them up to N with copies of the loaded session events and their assessments
@@ -17,7 +17,8 @@
 # With COMPARE_BIN=OTHER_BINARY, step 3b also runs the same backtest with that build (an older
 # commit, say) on the same database, REPS (3) times each, alternating, and prints the ratio.
 # Builds nothing: give the binary (default target/release/riskhook; build it with
-# `cargo build --release -p riskhook`). Needs python3, curl and /usr/bin/time. With the
+# `cargo build --release -p riskhook`); the load generator is the riskhook-loadgen beside it
+# (`cargo build --release -p riskhook-loadgen`). Needs python3, curl and /usr/bin/time. With the
 # defaults (N=1000000) it needs ~15 GB of disk and ~10 minutes.
 #
 #   scripts/bench-backtest.sh
@@ -25,12 +26,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-target/release/riskhook}")
+LOADGEN=$(dirname "$BIN")/riskhook-loadgen
 N=${N:-1000000}
 LOAD_DURATION=${LOAD_DURATION:-300s}
 CONC=${CONC:-32}
 PHASE=${PHASE:-10s}
 TOPUP=${TOPUP:-1}
 [ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release -p riskhook" >&2; exit 1; }
+[ -x "$LOADGEN" ] || { echo "no load generator at $LOADGEN: cargo build --release -p riskhook-loadgen" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (GNU time)" >&2; exit 1; }
 
 DIR=$(mktemp -d)
@@ -69,7 +72,7 @@ PY
 
 echo "== 1. load: riskhook serve on 127.0.0.1:$PORT, loadgen --concurrency $CONC --duration $LOAD_DURATION"
 start_serve
-"$BIN" loadgen "$URL" --concurrency "$CONC" --duration "$LOAD_DURATION" --quiet --json > "$DIR/load.json"
+"$LOADGEN" "$URL" --concurrency "$CONC" --duration "$LOAD_DURATION" --quiet --json > "$DIR/load.json"
 stop_serve
 python3 - "$DIR/load.json" <<'PY'
 import json, sys
@@ -190,7 +193,7 @@ fi
 echo "== 4. intake while a backtest runs: loadgen --concurrency $CONC --duration $PHASE each"
 start_serve
 run_phase() { # name
-  "$BIN" loadgen "$URL" --concurrency "$CONC" --duration "$PHASE" --quiet --json > "$DIR/intake-$1.json"
+  "$LOADGEN" "$URL" --concurrency "$CONC" --duration "$PHASE" --quiet --json > "$DIR/intake-$1.json"
 }
 run_phase before
 ( "$BIN" policy backtest "$DIR/candidate.toml" --json > "$DIR/backtest2.json" 2> "$DIR/backtest2.err" || true

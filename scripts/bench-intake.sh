@@ -21,8 +21,10 @@ mkdir -p "$OUT"
 rm -f "$OUT"/bench.db*
 
 cargo build --release -q -p riskhook --bin riskhook
+cargo build --release -q -p riskhook-loadgen
 cargo build --release -q -p riskhook-didit --features axum --example embed
 BIN=target/release/riskhook
+LOADGEN=target/release/riskhook-loadgen
 EMBED=target/release/examples/embed
 export RISKHOOK_DIDIT_SECRET=$SECRET
 
@@ -36,19 +38,19 @@ echo "== 1. embed example (verify + parse only), $CONC connections, $DURATION"
 DIDIT_WEBHOOK_SECRET=$SECRET EMBED_LISTEN=127.0.0.1:3901 "$EMBED" 2>/dev/null &
 EMBED_PID=$!
 wait_ready http://127.0.0.1:3901/
-"$BIN" loadgen http://127.0.0.1:3901/webhooks/didit --concurrency "$CONC" --duration "$DURATION" --quiet --json > "$OUT/embed.json"
+"$LOADGEN" http://127.0.0.1:3901/webhooks/didit --concurrency "$CONC" --duration "$DURATION" --quiet --json > "$OUT/embed.json"
 kill "$EMBED_PID"; wait "$EMBED_PID" 2>/dev/null || true
 
 echo "== 2. riskhook serve (SQLite, scoring), $CONC connections, $DURATION"
 RISKHOOK_LISTEN=127.0.0.1:3902 RISKHOOK_DATABASE_URL="sqlite://$OUT/bench.db" RISKHOOK_LOG_FILTER=warn "$BIN" serve &
 SERVE_PID=$!
 wait_ready http://127.0.0.1:3902/readyz
-"$BIN" loadgen http://127.0.0.1:3902/webhooks/didit --concurrency "$CONC" --duration "$DURATION" --quiet --json > "$OUT/serve.json"
+"$LOADGEN" http://127.0.0.1:3902/webhooks/didit --concurrency "$CONC" --duration "$DURATION" --quiet --json > "$OUT/serve.json"
 MAX=$(field "$OUT/serve.json" 'd["throughput_per_second"]')
 HALF=$(python3 -c "print(round($MAX/2))")
 
 echo "== 3. riskhook serve at half its maximum: $HALF/s open loop, $DURATION"
-"$BIN" loadgen http://127.0.0.1:3902/webhooks/didit --rate "$HALF" --duration "$DURATION" --quiet --json > "$OUT/serve-half.json"
+"$LOADGEN" http://127.0.0.1:3902/webhooks/didit --rate "$HALF" --duration "$DURATION" --quiet --json > "$OUT/serve-half.json"
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SERVE_PID/status")
 curl -s http://127.0.0.1:3902/metrics > "$OUT/metrics.txt"
 kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
@@ -73,7 +75,7 @@ if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   RISKHOOK_LISTEN=127.0.0.1:3904 RISKHOOK_DATABASE_URL="$PG_DB" RISKHOOK_LOG_FILTER=warn "$BIN" serve &
   PG_PID=$!
   wait_ready http://127.0.0.1:3904/readyz
-  "$BIN" loadgen http://127.0.0.1:3904/webhooks/didit --concurrency "$CONC" --duration "$DURATION" --quiet --json > "$OUT/serve-postgres.json"
+  "$LOADGEN" http://127.0.0.1:3904/webhooks/didit --concurrency "$CONC" --duration "$DURATION" --quiet --json > "$OUT/serve-postgres.json"
   kill "$PG_PID"; wait "$PG_PID" 2>/dev/null || true
   psql "$BENCH_POSTGRES_URL" -q -c 'DROP DATABASE IF EXISTS riskhook_bench WITH (FORCE)'
 fi

@@ -3,10 +3,18 @@
 //! database.
 //!
 //! The server is named by `RISKHOOK_TEST_POSTGRES_URL` (default [`DEFAULT_URL`]). Each test gets
-//! a database of its own, `riskhook_t_<random>`, dropped when its [`DatabaseGuard`] goes. When
-//! the server cannot be reached, a test is skipped with a note on stderr, unless
-//! `RISKHOOK_REQUIRE_SERVICES=1` (as in CI), where it fails instead: a missing service must not
-//! pass for a green run there.
+//! a database of its own, `riskhook_t_<random>`, dropped when its [`DatabaseGuard`] goes.
+//!
+//! When the server cannot be reached, the tests that need it are *ignored*, and say so in the
+//! test runner's own summary (`test result: ok. 0 passed; 0 failed; 16 ignored`): their test
+//! binaries have their own harness (`harness = false`, libtest-mimic) that asks
+//! [`unavailable`] once, before running anything, and marks each such test ignored. Unless
+//! `RISKHOOK_REQUIRE_SERVICES=1` (as in CI): then nothing is ignored and an absent server fails
+//! the tests, since a missing service must not pass for a green run there.
+//! [`fresh_database_or_skip`] keeps the same rule inside a test (for one run with
+//! `--include-ignored`, or a server that goes away after the probe).
+
+pub mod harness;
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,10 +32,53 @@ pub const URL_VAR: &str = "RISKHOOK_TEST_POSTGRES_URL";
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// Set to `1` to make an unreachable service a test failure rather than a skip.
 pub const REQUIRE_VAR: &str = "RISKHOOK_REQUIRE_SERVICES";
+/// What to do about an absent service, the end of every reason for ignoring a test.
+pub const ADVICE: &str = "start it, or set RISKHOOK_REQUIRE_SERVICES=1 to make this a failure";
 
 /// How long to wait for the server before calling it unreachable (a firewalled host would
 /// otherwise hang the test for the TCP timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether [`REQUIRE_VAR`] is `1`: an unreachable service must then fail the tests that need
+/// it, not have them ignored or skipped.
+pub fn required() -> bool {
+    std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1")
+}
+
+/// How long [`unavailable`] waits for the server: a refused connection answers at once, a
+/// firewalled host would otherwise hold every test binary that asks for [`CONNECT_TIMEOUT`].
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why the tests needing the test server ([`server_url`]) should be ignored in this run, or
+/// `None` when they should run: the server accepted a connection, or [`required`] (then an
+/// absent server must fail them, not hide them). One connection attempt with a short timeout,
+/// made by a test harness before it runs anything; the text names the server (password
+/// removed) and the error, and ends with [`ADVICE`].
+pub fn unavailable() -> Option<String> {
+    if required() {
+        return None;
+    }
+    let url = server_url();
+    let probe = async {
+        let options = PgConnectOptions::from_str(&url).map_err(|e| e.to_string())?;
+        match tokio::time::timeout(PROBE_TIMEOUT, options.connect()).await {
+            Ok(Ok(conn)) => conn.close().await.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+        }
+    };
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| runtime.block_on(probe));
+    outcome.err().map(|why| {
+        format!(
+            "PostgreSQL not reachable at {} ({why}); {ADVICE}",
+            redact(&url)
+        )
+    })
+}
 
 /// The test server's URL: [`URL_VAR`], or [`DEFAULT_URL`].
 pub fn server_url() -> String {
@@ -96,13 +147,13 @@ impl DatabaseGuard {
         &self.name
     }
 
-    /// Drops the database now, reporting failure.
     /// Drops the database now but stays armed: whatever recreates it under the same name (a
     /// test of `riskhook migrate` creating a missing database) is dropped with the guard.
     pub async fn drop_now(&self) -> Result<(), StoreError> {
         drop_database(&self.admin, &self.name).await
     }
 
+    /// Drops the database now, reporting failure.
     pub async fn remove(mut self) -> Result<(), StoreError> {
         self.removed = true;
         drop_database(&self.admin, &self.name).await
@@ -184,8 +235,7 @@ pub async fn fresh_database_or_skip() -> Option<(String, DatabaseGuard)> {
     match fresh_database(&url).await {
         Ok(database) => Some(database),
         Err(StoreError::Unavailable(e)) => {
-            let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1");
-            if required {
+            if required() {
                 panic!(
                     "PostgreSQL not reachable at {} ({e}), and {REQUIRE_VAR}=1 requires it",
                     redact(&url)

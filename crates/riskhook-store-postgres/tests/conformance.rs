@@ -1,23 +1,31 @@
 //! The store conformance suite (`riskhook_store::conformance`) against PostgreSQL, each case on
 //! a fresh database of its own on the test server (`RISKHOOK_TEST_POSTGRES_URL`, see
-//! `riskhook_store_postgres::test_support`): skipped when the server cannot be reached, failed
-//! instead when `RISKHOOK_REQUIRE_SERVICES=1`.
+//! `riskhook_store_postgres::test_support`). Its own harness (`harness = false`,
+//! `test_support::harness`): when the server cannot be reached every case is *ignored*, in the
+//! summary; with `RISKHOOK_REQUIRE_SERVICES=1` they run and fail instead.
+
+use std::process::ExitCode;
 
 use riskhook_store::conformance;
 use riskhook_store_postgres::PostgresStore;
-use riskhook_store_postgres::test_support::fresh_database_or_skip;
+use riskhook_store_postgres::test_support::harness::{Runtime, Suite};
+use riskhook_store_postgres::test_support::{fresh_database_or_skip, unavailable};
 
 macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let Some((url, database)) = fresh_database_or_skip().await else { return };
-            let store = PostgresStore::open(&url, 8).await.expect("open");
-            conformance::$case(&store).await;
-            store.close().await;
-            database.remove().await.expect("drop the test database");
+    ($($case:ident),* $(,)?) => {
+        /// Every case, each on a database of its own, ignored when `absent` says why.
+        fn cases(suite: &mut Suite, absent: Option<&str>) {
+            $(
+                suite.test(stringify!($case), Runtime::MultiThread(2), absent, || async {
+                    let Some((url, database)) = fresh_database_or_skip().await else { return };
+                    let store = PostgresStore::open(&url, 8).await.expect("open");
+                    conformance::$case(&store).await;
+                    store.close().await;
+                    database.remove().await.expect("drop the test database");
+                });
+            )*
         }
-    )*};
+    };
 }
 
 conformance!(
@@ -39,3 +47,9 @@ conformance!(
     concurrent_events_of_one_user_end_as_one_by_one,
     concurrent_dispatchers_never_share_a_delivery,
 );
+
+fn main() -> ExitCode {
+    let mut suite = Suite::new();
+    cases(&mut suite, unavailable().as_deref());
+    suite.run()
+}

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use crate::config::AuditConfig;
 
 /// The action of the entry that starts the keyed part of the chain.
-pub const KEYED: &str = "audit.keyed";
+pub(crate) const KEYED: &str = "audit.keyed";
 
 /// Gives the store the audit key, if one is configured, before anything is written; refuses to
 /// start when that would break the chain or hide a rewrite of it.
@@ -39,7 +39,7 @@ pub const KEYED: &str = "audit.keyed";
 ///   been run once. Starting a keyed part by itself would also bless a chain an attacker had
 ///   rewritten without the key (all unkeyed, hashes recomputed) or cut back to its unkeyed
 ///   part; that step is the operator's, after `riskhook audit verify`.
-pub async fn start(store: &dyn Store, config: &AuditConfig, now: i64) -> anyhow::Result<()> {
+pub(crate) async fn start(store: &dyn Store, config: &AuditConfig, now: i64) -> anyhow::Result<()> {
     let head = store
         .audit_head()
         .await
@@ -83,7 +83,7 @@ pub async fn start(store: &dyn Store, config: &AuditConfig, now: i64) -> anyhow:
 
 /// Appends the [`KEYED`] entry to a store that has the audit key: the first keyed entry; those
 /// before `from` are unkeyed. Returns it.
-pub async fn begin_keyed(
+pub(crate) async fn begin_keyed(
     store: &dyn Store,
     from: i64,
     now: i64,
@@ -108,7 +108,7 @@ pub async fn begin_keyed(
 /// Publishes checkpoints of the chain's head: [`Checkpointer::run`] every interval while the
 /// service runs, [`Checkpointer::publish`] once more at a clean shutdown.
 #[derive(Clone)]
-pub struct Checkpointer {
+pub(crate) struct Checkpointer {
     store: Arc<dyn Store>,
     key: Option<AuditKey>,
     interval: Duration,
@@ -131,7 +131,11 @@ impl std::fmt::Debug for Checkpointer {
 
 impl Checkpointer {
     /// Opens the anchor file, if any (created `0600`, appended to only).
-    pub fn new(store: Arc<dyn Store>, config: &AuditConfig, clock: Clock) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        config: &AuditConfig,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         let file = config
             .anchor_file
             .as_deref()
@@ -149,7 +153,7 @@ impl Checkpointer {
     }
 
     /// Publishes every interval until `stopping` turns true.
-    pub async fn run(self, mut stopping: watch::Receiver<bool>) {
+    pub(crate) async fn run(self, mut stopping: watch::Receiver<bool>) {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -172,7 +176,7 @@ impl Checkpointer {
 
     /// Publishes the current head, unless it is the one published last (or the chain is
     /// empty). Returns the checkpoint published.
-    pub async fn publish(&self) -> anyhow::Result<Option<Checkpoint>> {
+    pub(crate) async fn publish(&self) -> anyhow::Result<Option<Checkpoint>> {
         let Some(head) = self
             .store
             .audit_head()
@@ -240,7 +244,7 @@ fn open_anchor_file(path: &Path) -> anyhow::Result<File> {
 
 /// `audit chain intact: 12 entries (9 keyed, checked with the audit key), head 12:ab…; checked
 /// against 2 anchors (newest at entry 11)`.
-pub fn describe(report: &ChainReport, keyed: bool) -> String {
+pub(crate) fn describe(report: &ChainReport, keyed: bool) -> String {
     let Some(head) = &report.head else {
         return "audit log is empty".to_owned();
     };
@@ -275,7 +279,7 @@ pub fn describe(report: &ChainReport, keyed: bool) -> String {
 }
 
 /// Walks the chain a page at a time; an error names the first broken link.
-pub async fn verify_chain(
+pub(crate) async fn verify_chain(
     store: &dyn Store,
     mut verifier: ChainVerifier,
 ) -> anyhow::Result<ChainReport> {
@@ -303,14 +307,14 @@ async fn advance(store: &dyn Store, verifier: &mut ChainVerifier) -> anyhow::Res
 /// name. What an incremental look cannot see, an edit to an entry already checked, the full
 /// check (`full`, `riskhook audit verify`) and the audit key catch.
 #[derive(Debug, Default)]
-pub struct ChainWatch {
+pub(crate) struct ChainWatch {
     /// The verifier after the last look, and how many anchors it has been given.
     checked: tokio::sync::Mutex<Option<(ChainVerifier, usize)>>,
 }
 
 /// What a look at the chain found.
 #[derive(Debug, Clone)]
-pub struct ChainLook {
+pub(crate) struct ChainLook {
     /// Whether the chain (and every anchor) holds.
     pub intact: bool,
     /// The verdict in words, as `riskhook audit verify` says it.
@@ -321,7 +325,12 @@ pub struct ChainLook {
 
 impl ChainWatch {
     /// Looks at the chain: incrementally, or from the first entry when `full`.
-    pub async fn look(&self, store: &dyn Store, config: &AuditConfig, full: bool) -> ChainLook {
+    pub(crate) async fn look(
+        &self,
+        store: &dyn Store,
+        config: &AuditConfig,
+        full: bool,
+    ) -> ChainLook {
         let broken = |why: String| ChainLook {
             intact: false,
             verdict: why,

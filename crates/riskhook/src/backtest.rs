@@ -25,7 +25,7 @@ const PAGE: u32 = 2_000;
 
 /// Which events to replay, by the time they were received (Unix seconds, `until` exclusive).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     /// From this time on.
     pub since: Option<i64>,
     /// Before this time.
@@ -34,7 +34,7 @@ pub struct Window {
 
 /// A backtest's report and how it was made.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// What the candidate would change.
     #[serde(flatten)]
     pub report: Report,
@@ -155,7 +155,7 @@ async fn off_the_runtime<T: Send + 'static>(
 }
 
 /// Replays every stored session event in `window` through `current` and `candidate`.
-pub async fn run(
+pub(crate) async fn run(
     store: Arc<dyn Store>,
     current: Arc<Policy>,
     candidate: Arc<Policy>,
@@ -209,7 +209,7 @@ pub async fn run(
 /// A shadow policy's live report: what it decided at intake, against what the policy in force
 /// then decided, over every stored shadow assessment.
 #[derive(Debug, Clone, Serialize)]
-pub struct ShadowOutcome {
+pub(crate) struct ShadowOutcome {
     /// The shadow's id.
     pub shadow: String,
     /// The comparison, the policy in force as `current` and the shadow as `candidate`.
@@ -232,7 +232,7 @@ struct FiredId {
 }
 
 /// Compares shadow `id` (now `shadow`) with the policy in force over its stored assessments.
-pub async fn shadow_report(
+pub(crate) async fn shadow_report(
     store: Arc<dyn Store>,
     id: String,
     current: Arc<Policy>,
@@ -280,7 +280,7 @@ pub async fn shadow_report(
 }
 
 /// The report for people: what changes, then the detail.
-pub fn describe(outcome: &Outcome) -> String {
+pub(crate) fn describe(outcome: &Outcome) -> String {
     use std::fmt::Write as _;
     let r = &outcome.report;
     let mut out = String::new();

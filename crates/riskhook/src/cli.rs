@@ -49,8 +49,6 @@ pub enum Command {
     Send(SendArgs),
     /// Assess a Didit payload offline: payload + policy → assessment.
     Score(ScoreArgs),
-    /// Send realistic, signed deliveries to a URL and report throughput and latency.
-    Loadgen(LoadgenArgs),
     /// Check, test and inspect policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -236,49 +234,6 @@ pub struct ScoreArgs {
     /// Print the whole assessment as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `riskhook loadgen`.
-#[derive(Debug, Args)]
-pub struct LoadgenArgs {
-    /// Where to POST, e.g. http://127.0.0.1:8080/webhooks/didit.
-    pub url: String,
-    #[command(flatten)]
-    pub secret: SecretArgs,
-    /// Closed loop: this many connections, each sending when its last answer arrived.
-    #[arg(long, conflicts_with = "rate")]
-    pub concurrency: Option<usize>,
-    /// Open loop: this many deliveries per second, whatever the latency.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Stop after this long (e.g. 30s, 2m).
-    #[arg(long, conflicts_with = "count", value_parser = humantime::parse_duration)]
-    pub duration: Option<std::time::Duration>,
-    /// Stop after this many deliveries.
-    #[arg(long)]
-    pub count: Option<u64>,
-    /// Share of deliveries that replay an earlier one (0-1).
-    #[arg(long, default_value_t = 0.0)]
-    pub duplicates: f64,
-    /// Share of deliveries with a forged signature (0-1).
-    #[arg(long, default_value_t = 0.0)]
-    pub invalid: f64,
-    /// Seed of the body generator, for repeatable runs (default: from the clock, so that runs
-    /// against the same database do not replay each other's deliveries).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Per-request timeout.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub timeout: std::time::Duration,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress lines on stderr.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Append the stored id of every acknowledged delivery to this file (for durability checks).
-    #[arg(long)]
-    pub acks: Option<PathBuf>,
 }
 
 /// `riskhook policy …`.
@@ -480,7 +435,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sign(args) => sign(&args),
         Command::Send(args) => send(args).await,
         Command::Score(args) => score(&args),
-        Command::Loadgen(args) => loadgen(args).await,
         Command::Policy(command) => policy(command).await,
         Command::Keys(KeysCommand::Generate { id, role }) => {
             generate_key(&id, &role);
@@ -495,42 +449,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reconcile(args) => admin::reconcile(args).await,
     }
-}
-
-async fn loadgen(args: LoadgenArgs) -> anyhow::Result<()> {
-    let secret = args.secret.secret()?;
-    let mode = match (args.rate, args.concurrency) {
-        (Some(rate), _) => crate::loadgen::Mode::Rate(rate),
-        (None, n) => crate::loadgen::Mode::Concurrency(n.unwrap_or(64)),
-    };
-    let limit = match (args.count, args.duration) {
-        (Some(n), _) => crate::loadgen::Limit::Count(n),
-        (None, d) => {
-            crate::loadgen::Limit::Duration(d.unwrap_or(std::time::Duration::from_secs(10)))
-        }
-    };
-    let plan = crate::loadgen::Plan {
-        url: args.url,
-        mode,
-        limit,
-        duplicates: args.duplicates,
-        invalid: args.invalid,
-        seed: args.seed.unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        }),
-        timeout: args.timeout,
-        progress: !args.quiet,
-        acks: args.acks,
-    };
-    let report = crate::loadgen::run(plan, &secret).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_text());
-    }
-    Ok(())
 }
 
 fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {

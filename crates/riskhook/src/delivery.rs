@@ -21,7 +21,7 @@ pub fn restamp(body: &[u8], timestamp: i64) -> Vec<u8> {
 
 /// Sets an envelope's `timestamp` in the form it already uses: Unix seconds (flat envelope) or
 /// an RFC 3339 string (nested envelope).
-pub fn stamp(envelope: &mut serde_json::Map<String, serde_json::Value>, timestamp: i64) {
+fn stamp(envelope: &mut serde_json::Map<String, serde_json::Value>, timestamp: i64) {
     let iso = envelope
         .get("timestamp")
         .is_some_and(serde_json::Value::is_string);
@@ -36,7 +36,7 @@ pub fn stamp(envelope: &mut serde_json::Map<String, serde_json::Value>, timestam
 
 /// A POST of `body` with the headers Didit sends: its content type, its user agent and the
 /// given signature headers.
-pub fn didit_request<'a>(
+fn didit_request<'a>(
     client: &reqwest::Client,
     url: &str,
     signature_headers: impl IntoIterator<Item = (&'a str, &'a str)>,

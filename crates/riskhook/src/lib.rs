@@ -11,33 +11,33 @@
 //! - `ui`: the review workbench, server-rendered pages under `/ui` (sessions, CSRF, templates).
 //! - [`pipeline`]: what happens to a verified event: signals, assessment, one transaction.
 //! - [`policy`]: the policy in force and its atomic reload.
-//! - [`audit`]: the audit key at start, and checkpoints of the chain's head (anchors).
-//! - [`backtest`]: replaying stored events through a candidate policy.
+//! - `audit`: the audit key at start, and checkpoints of the chain's head (anchors).
+//! - `backtest`: replaying stored events through a candidate policy.
 //! - [`auth`]: API keys and roles for `/v1`.
 //! - [`keys`]: making API keys stored in the database.
-//! - [`metrics`]: Prometheus metrics and `/metrics`.
+//! - `metrics`: Prometheus metrics and `/metrics`.
 //! - [`notify`]: outbound `user.updated` notifications, signed per Standard Webhooks.
 //! - [`standard_webhooks`]: the `whsec_` secrets and the signature headers of that spec.
-//! - [`loadgen`]: the load generator behind `riskhook loadgen`.
 //! - [`error`]: [`ApiError`](error::ApiError), the one error type of the HTTP boundary.
 //! - [`store`]: opening the backend named by the database URL.
 //! - [`delivery`]: signing and sending deliveries as Didit does (CLI and tests).
 //! - [`cli`]: the `riskhook` command line (`serve`, `migrate`, `sign`, `send`, `score`, `policy`,
-//!   `keys`).
-//! - [`time`]: times as RFC 3339 beside Unix seconds in the API.
-//! - [`telemetry`]: tracing set-up.
+//!   `keys`, `audit`, `deliveries`, `reconcile`, `config`).
+//! - `time`: times as RFC 3339 beside Unix seconds in the API.
+//! - `telemetry`: tracing set-up.
 
+// Public: what the binary, the integration tests (`tests/it`, `tests/services`) and the
+// documented types reach. The rest is this crate's own.
 pub mod app;
-pub mod audit;
+mod audit;
 pub mod auth;
-pub mod backtest;
+mod backtest;
 pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod keys;
-pub mod loadgen;
-pub mod metrics;
+mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod policy;
@@ -47,7 +47,7 @@ pub mod server;
 pub mod standard_webhooks;
 pub mod state;
 pub mod store;
-pub mod telemetry;
-pub mod time;
+mod telemetry;
+mod time;
 mod ui;
 mod words;

@@ -17,7 +17,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 /// What a webhook request came to, left in the response's extensions by whoever answered
 /// (the verification layer for a rejection, the handler otherwise) for [`track_webhooks`].
 #[derive(Debug, Clone)]
-pub struct WebhookOutcome {
+pub(crate) struct WebhookOutcome {
     /// `accepted`, `duplicate`, `rejected` or `failed`.
     pub outcome: &'static str,
     /// The rejection code, or empty.
@@ -25,7 +25,7 @@ pub struct WebhookOutcome {
 }
 
 /// The process's recorder. Installed once: several apps in one process (tests) share it.
-pub fn handle() -> &'static PrometheusHandle {
+pub(crate) fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
@@ -65,7 +65,7 @@ pub fn handle() -> &'static PrometheusHandle {
 }
 
 /// `GET /metrics` in the Prometheus text format.
-pub async fn render() -> Response {
+pub(crate) async fn render() -> Response {
     let mut response = handle().render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -75,7 +75,7 @@ pub async fn render() -> Response {
 }
 
 /// Counts webhook requests by outcome and reason, and times them.
-pub async fn track_webhooks(request: Request, next: Next) -> Response {
+pub(crate) async fn track_webhooks(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
     let (outcome, reason) = match response.extensions().get::<WebhookOutcome>() {
@@ -97,7 +97,7 @@ pub async fn track_webhooks(request: Request, next: Next) -> Response {
 }
 
 /// Records the policy in force: its series set to 1, the previous policy's to 0.
-pub fn policy_in_force(previous: Option<(&str, &str)>, name: &str, hash: &str) {
+pub(crate) fn policy_in_force(previous: Option<(&str, &str)>, name: &str, hash: &str) {
     if let Some((old_name, old_hash)) = previous {
         metrics::gauge!("riskhook_policy_info", "name" => old_name.to_owned(), "hash" => old_hash.to_owned())
             .set(0.0);
@@ -107,7 +107,7 @@ pub fn policy_in_force(previous: Option<(&str, &str)>, name: &str, hash: &str) {
 }
 
 /// A shadow policy decided `to` where the policy in force decided `from`, on a stored event.
-pub fn shadow_disagreement(shadow: String, from: &'static str, to: &'static str) {
+pub(crate) fn shadow_disagreement(shadow: String, from: &'static str, to: &'static str) {
     metrics::counter!(
         "riskhook_shadow_disagreements_total",
         "shadow" => shadow,
@@ -119,7 +119,7 @@ pub fn shadow_disagreement(shadow: String, from: &'static str, to: &'static str)
 
 /// Counts which key and scheme verified a delivery, so an operator sees when an old secret
 /// stops being used and can be revoked.
-pub fn record_verified(verification: &riskhook_didit::webhook::Verification) {
+pub(crate) fn record_verified(verification: &riskhook_didit::webhook::Verification) {
     metrics::counter!(
         "riskhook_webhook_verified_total",
         "scheme" => verification.scheme.as_str(),
@@ -131,7 +131,7 @@ pub fn record_verified(verification: &riskhook_didit::webhook::Verification) {
 /// Counts one notification attempt by endpoint id and outcome (`delivered`, `retry`,
 /// `exhausted`, `gone`) and times it. The endpoint id is the operator's name for it, never its
 /// URL or secret, and no user id is a label.
-pub fn notification_attempt(endpoint: &str, outcome: &'static str, seconds: f64) {
+pub(crate) fn notification_attempt(endpoint: &str, outcome: &'static str, seconds: f64) {
     metrics::counter!(
         "riskhook_notifications_total",
         "endpoint" => endpoint.to_owned(),
@@ -146,13 +146,13 @@ pub fn notification_attempt(endpoint: &str, outcome: &'static str, seconds: f64)
 }
 
 /// An HTTP connection was accepted.
-pub fn connection_opened() {
+pub(crate) fn connection_opened() {
     metrics::gauge!("riskhook_http_connections").increment(1.0);
 }
 
 /// An HTTP connection closed: `done` (by the client, an error, or shutdown), or the timeout
 /// that closed it (`idle_timeout`, `header_read_timeout`), which is counted.
-pub fn connection_closed(reason: &'static str) {
+pub(crate) fn connection_closed(reason: &'static str) {
     metrics::gauge!("riskhook_http_connections").decrement(1.0);
     if reason != "done" {
         metrics::counter!("riskhook_http_connections_timed_out_total", "reason" => reason)
@@ -161,7 +161,7 @@ pub fn connection_closed(reason: &'static str) {
 }
 
 /// A completed reconciliation run with Didit: what it found, and when it last succeeded.
-pub fn reconcile_run(report: &crate::reconcile::Report, now: i64) {
+pub(crate) fn reconcile_run(report: &crate::reconcile::Report, now: i64) {
     metrics::counter!("riskhook_reconcile_runs_total", "outcome" => "completed").increment(1);
     metrics::counter!("riskhook_reconcile_missing_total").increment(report.missing.len() as u64);
     metrics::counter!("riskhook_reconcile_resent_total", "result" => "acknowledged")
@@ -175,12 +175,12 @@ pub fn reconcile_run(report: &crate::reconcile::Report, now: i64) {
 }
 
 /// A reconciliation run that could not complete.
-pub fn reconcile_failed() {
+pub(crate) fn reconcile_failed() {
     metrics::counter!("riskhook_reconcile_runs_total", "outcome" => "failed").increment(1);
 }
 
 /// Sets how many deliveries are pending in the outbox (refreshed by the dispatcher each poll).
-pub fn outbox_backlog(pending: u64) {
+pub(crate) fn outbox_backlog(pending: u64) {
     // `as` loses precision only above 2^53 pending deliveries.
     metrics::gauge!("riskhook_outbox_backlog").set(pending as f64);
 }

@@ -6,7 +6,7 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber. Safe to call twice (the second call is a no-op), which tests
 /// that start several apps in one process rely on.
-pub fn init(format: LogFormat, default_filter: &str) {
+pub(crate) fn init(format: LogFormat, default_filter: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));

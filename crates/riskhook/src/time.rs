@@ -5,7 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Generic over "a time or none", so every `*_at` field of the API takes the same call.
-pub trait Stamp {
+pub(crate) trait Stamp {
     /// The RFC 3339 text of the value.
     type Text;
     /// From Unix seconds.
@@ -39,12 +39,12 @@ impl Stamp for Option<i64> {
 }
 
 /// Unix seconds as RFC 3339, e.g. `2026-12-05T11:20:04Z`.
-pub fn rfc3339<T: Stamp>(seconds: T) -> T::Text {
+pub(crate) fn rfc3339<T: Stamp>(seconds: T) -> T::Text {
     seconds.seconds_text()
 }
 
 /// Unix milliseconds as RFC 3339 with milliseconds, e.g. `2026-12-05T11:20:04.125Z`.
-pub fn rfc3339_ms<T: Stamp>(millis: T) -> T::Text {
+pub(crate) fn rfc3339_ms<T: Stamp>(millis: T) -> T::Text {
     millis.millis_text()
 }
 
@@ -61,7 +61,7 @@ fn format(millis: i64, with_millis: bool) -> String {
 }
 
 /// A time given as RFC 3339 (`2026-12-01T00:00:00Z`) or Unix seconds.
-pub fn parse(text: &str) -> Result<i64, String> {
+pub(crate) fn parse(text: &str) -> Result<i64, String> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<i64>() {
         return Ok(seconds);

@@ -7,7 +7,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cli::riskhook;
+use crate::helpers::riskhook;
 use crate::helpers::{
     ADMIN_KEY, BROKEN_POLICY, REVIEW_KEY, TestApp, lenient_candidate, now, spawn_app_with_keys,
 };

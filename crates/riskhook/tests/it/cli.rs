@@ -2,18 +2,10 @@
 //! SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use crate::helpers::{SECRET, fixture, fixtures_dir, now, spawn_app};
-
-pub(crate) fn riskhook() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_riskhook"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    command
-}
+use crate::helpers::{SECRET, Served, fixture, fixtures_dir, now, riskhook, spawn_app};
 
 const VECTOR_A: &str = r#"{"created_at":1780045046,"decision":{"status":"Approved"},"session_id":"11111111-2222-3333-4444-555555555555","status":"Approved","timestamp":1780045046,"vendor_data":"user-42","webhook_type":"status.updated","workflow_id":"11111111-2222-3333-4444-555555555555"}"#;
 
@@ -216,88 +208,6 @@ fn serve_refuses_invalid_configuration_naming_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("didit.tolerance"), "{err}");
-}
-
-/// A `riskhook serve` process on port 0 logging JSON, with its stderr lines and address.
-pub(crate) struct Served {
-    pub(crate) child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    log: Vec<String>,
-    pub(crate) address: String,
-}
-
-impl Drop for Served {
-    // A failed test must not leave a server running (it would also hold the test's output
-    // pipe open).
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Served {
-    pub(crate) fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let mut command = riskhook();
-        command
-            .arg("serve")
-            .env("RISKHOOK_DIDIT_SECRET", SECRET)
-            .env("RISKHOOK_LISTEN", "127.0.0.1:0")
-            .env("RISKHOOK_LOG_FORMAT", "json")
-            .env(
-                "RISKHOOK_DATABASE_URL",
-                format!("sqlite://{}", dir.join("p.db").display()),
-            )
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut served = Served {
-            child,
-            lines,
-            log: Vec::new(),
-            address: String::new(),
-        };
-        let line = served.wait_for("riskhook listening");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        served.address = v["address"].as_str().unwrap().to_owned();
-        served
-    }
-
-    /// Waits for a log line whose message is `message`.
-    pub(crate) fn wait_for(&mut self, message: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no `{message}` in: {:#?}", self.log));
-            self.log.push(line.clone());
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == message {
-                return line;
-            }
-        }
-    }
-
-    pub(crate) fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
 }
 
 #[tokio::test]
@@ -677,29 +587,28 @@ async fn metrics_parse_as_prometheus_text_and_count_a_known_set_of_deliveries() 
     let _ = tokio::task::spawn_blocking(move || served.child.wait()).await;
 }
 
-#[tokio::test]
+/// The load comes from `riskhook-loadgen`'s library, run in this process (the service is the
+/// child process killed): the same generator as the `riskhook-loadgen` binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_survives_a_sigkill_during_a_loadgen_run() {
     let dir = tempfile::tempdir().unwrap();
     let served = Served::start(dir.path(), &[]);
     let acks = dir.path().join("acks.txt");
     let url = format!("http://{}/webhooks/didit", served.address);
-    let mut loadgen = riskhook()
-        .args([
-            "loadgen",
-            &url,
-            "--concurrency",
-            "32",
-            "--duration",
-            "30s",
-            "--quiet",
-        ])
-        .arg("--acks")
-        .arg(&acks)
-        .env("RISKHOOK_DIDIT_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let plan = riskhook_loadgen::Plan {
+        url,
+        mode: riskhook_loadgen::Mode::Concurrency(32),
+        limit: riskhook_loadgen::Limit::Duration(Duration::from_secs(30)),
+        duplicates: 0.0,
+        invalid: 0.0,
+        seed: std::process::id().into(),
+        timeout: Duration::from_secs(10),
+        progress: false,
+        acks: Some(acks.clone()),
+    };
+    let loadgen = tokio::spawn(async move {
+        riskhook_loadgen::run(plan, &riskhook_didit::signature::Secret::new(SECRET)).await
+    });
     // Kill the service mid-run, once a good number of deliveries have been acknowledged:
     // 1500 write more WAL pages than its cap (measured: ~17,000), so the checkpointer has made
     // dozens of passes and the WAL has started over at least once before the kill.
@@ -714,8 +623,8 @@ async fn every_acknowledged_event_survives_a_sigkill_during_a_loadgen_run() {
     served.signal("KILL");
     let mut served = served;
     let _ = served.child.wait();
-    let _ = loadgen.kill();
-    let _ = loadgen.wait();
+    loadgen.abort();
+    let _ = loadgen.await;
 
     let acknowledged: std::collections::BTreeSet<String> = std::fs::read_to_string(&acks)
         .unwrap()
@@ -1003,66 +912,4 @@ fn the_sample_configuration_is_valid() {
     );
     let shown: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     assert_eq!(shown["review"]["four_eyes"].as_bool(), Some(true));
-}
-
-/// `riskhook migrate` on PostgreSQL creates a missing database, as `--help` promises, and a
-/// server that refuses the connection is named at once, in one undoubled message (issue 16,
-/// findings 2 and 3).
-#[tokio::test]
-async fn migrate_creates_a_missing_postgres_database_and_names_a_refusing_server_at_once() {
-    let Some((url, guard)) = riskhook_store_postgres::test_support::fresh_database_or_skip().await
-    else {
-        return;
-    };
-    guard.drop_now().await.unwrap();
-    let run = |url: String| {
-        tokio::task::spawn_blocking(move || {
-            riskhook()
-                .args(["migrate", "--database-url", &url])
-                .output()
-                .unwrap()
-        })
-    };
-    let created = run(url.clone()).await.unwrap();
-    let stderr = String::from_utf8_lossy(&created.stderr);
-    assert!(created.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!("created the database {}", guard.name())),
-        "{stderr}"
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&created.stdout).trim(),
-        "applied migrations: [1, 2, 3, 4, 5]"
-    );
-    let again = run(url).await.unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&again.stdout).trim(),
-        "database is up to date"
-    );
-
-    // Nothing listens on this port: refused, said at once (not after the start-up deadline).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    // Refused outright is said from the first attempt: a retried start would end in "pool timed
-    // out" instead, so the message itself shows which path was taken.
-    let refused = run(format!("postgres://postgres@127.0.0.1:{port}/test"))
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success());
-    assert!(
-        stderr.contains(&format!("connection refused at 127.0.0.1:{port}")),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("timed out"), "{stderr}");
-    // A role that does not exist: one message, not the driver's text twice.
-    let unknown =
-        run(riskhook_store_postgres::test_support::server_url()
-            .replace("postgres@", "no_such_role_x@"))
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert_eq!(stderr.matches("does not exist").count(), 1, "{stderr}");
-    guard.remove().await.unwrap();
 }

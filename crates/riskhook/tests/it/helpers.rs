@@ -1,14 +1,22 @@
-//! `spawn_app()` and friends: a running service, a client, and signing as Didit does.
+//! `spawn_app()` and friends: a running service, a client, and signing as Didit does; the
+//! `riskhook` binary as a process ([`Served`]); making users change and waiting for their
+//! notifications. Shared by both test binaries: `it`, and `services` (through `#[path]`).
 
+use std::future::Future;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use riskhook::app::App;
-use riskhook::config::Config;
+use riskhook::config::{Config, DatabaseUrl};
 use riskhook::delivery;
+use riskhook_core::review::ActionKind;
 use riskhook_didit::signature::{Key, Secret, SignedHeaders};
-use riskhook_store::Store;
+use riskhook_store::{DeliveryFilter, DeliveryRecord, DeliveryStatus, Store, UserAction};
+use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -456,3 +464,211 @@ when = "no_such.signal == 1"
 points = 10
 reason = "unknown signal"
 "#;
+
+// --- The `riskhook` binary as a process ---------------------------------------------------
+
+/// The `riskhook` binary with an empty environment (but `PATH`).
+pub(crate) fn riskhook() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_riskhook"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+/// A `riskhook serve` process on port 0 logging JSON, with its stderr lines and address.
+pub(crate) struct Served {
+    pub(crate) child: std::process::Child,
+    pub(crate) lines: std::sync::mpsc::Receiver<String>,
+    pub(crate) log: Vec<String>,
+    pub(crate) address: String,
+}
+
+impl Drop for Served {
+    // A failed test must not leave a server running (it would also hold the test's output
+    // pipe open).
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Served {
+    pub(crate) fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let mut command = riskhook();
+        command
+            .arg("serve")
+            .env("RISKHOOK_DIDIT_SECRET", SECRET)
+            .env("RISKHOOK_LISTEN", "127.0.0.1:0")
+            .env("RISKHOOK_LOG_FORMAT", "json")
+            .env(
+                "RISKHOOK_DATABASE_URL",
+                format!("sqlite://{}", dir.join("p.db").display()),
+            )
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut served = Served {
+            child,
+            lines,
+            log: Vec::new(),
+            address: String::new(),
+        };
+        let line = served.wait_for("riskhook listening");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        served.address = v["address"].as_str().unwrap().to_owned();
+        served
+    }
+
+    /// Waits for a log line whose message is `message`.
+    pub(crate) fn wait_for(&mut self, message: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no `{message}` in: {:#?}", self.log));
+            self.log.push(line.clone());
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == message {
+                return line;
+            }
+        }
+    }
+
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+// --- Notifications: changes to users, and waiting for their deliveries -------------------
+
+/// How long any expected state may take to appear on a loaded machine.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
+
+/// `fixture` as a new session of `user`, stamped now, with a unique event id.
+fn event_for(fixture_name: &str, user: &str) -> (Vec<u8>, i64) {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = now();
+    let session = format!("sess-{user}-{n}");
+    let mut v: Value = serde_json::from_slice(&fixture(fixture_name)).unwrap();
+    v["session_id"] = Value::from(session.as_str());
+    v["vendor_data"] = Value::from(user);
+    v["event_id"] = Value::from(format!("00000000-0000-4000-8000-{n:012}"));
+    v["timestamp"] = Value::from(t);
+    if let Some(decision) = v.get_mut("decision").and_then(Value::as_object_mut) {
+        decision.insert("session_id".to_owned(), Value::from(session));
+        decision.insert("vendor_data".to_owned(), Value::from(user));
+    }
+    (serde_json::to_vec(&v).unwrap(), t)
+}
+
+/// Makes the `n`-th change of `user`: an approved verification (a new, active user), then a
+/// manual freeze, then a manual unfreeze. Each one notification, `version` n + 1.
+pub(crate) async fn change(app: &TestApp, user: &str, n: usize) {
+    if n == 0 {
+        let (body, t) = event_for("status-updated-approved-full.json", user);
+        let reply = app.post_signed(&body, t).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        return;
+    }
+    let kind = if n == 1 {
+        ActionKind::Freeze
+    } else {
+        ActionKind::Unfreeze
+    };
+    let outcome = app
+        .store
+        .act_on_user(UserAction {
+            user_id: user.to_owned(),
+            kind,
+            actor: "test".to_owned(),
+            person: riskhook_store::Person::on_their_own("test"),
+            reason: "notification test".to_owned(),
+            now: now(),
+            four_eyes: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.user.version, i64::try_from(n + 1).unwrap());
+}
+
+pub(crate) async fn deliveries(store: &Arc<dyn Store>, endpoint: &str) -> Vec<DeliveryRecord> {
+    let mut all = store
+        .deliveries(&DeliveryFilter {
+            endpoint_id: Some(endpoint.to_owned()),
+            limit: 1000,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap();
+    all.reverse();
+    all
+}
+
+/// Polls `check` until it holds, failing after [`PATIENCE`].
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Makes `user`'s first change on `app`, whose only attempt at `endpoint` fails; stops `app`;
+/// and, through a store of its own, puts the failed delivery back in the queue. Returns that
+/// store and the delivery's id: what a dispatcher that claims it next (and dies) starts from.
+pub(crate) async fn failed_then_requeued(
+    app: TestApp,
+    endpoint: &str,
+    user: &str,
+) -> (Arc<dyn Store>, String) {
+    change(&app, user, 0).await;
+    eventually("the first attempt fails", || async {
+        deliveries(&app.store, endpoint)
+            .await
+            .first()
+            .is_some_and(|d| d.status == DeliveryStatus::Failed)
+    })
+    .await;
+    let db_url = app.db_url.clone();
+    app.stop().await;
+    let store = riskhook::store::open(&DatabaseUrl::new(db_url))
+        .await
+        .unwrap();
+    let id = deliveries(&store, endpoint).await.remove(0).id;
+    store.retry_delivery(&id, "test", now_ms()).await.unwrap();
+    (store, id)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}

@@ -1,19 +1,18 @@
 //! Whole-application tests: the real service on a port-0 listener with a fresh SQLite file
-//! per test, driven over HTTP, plus the `riskhook` binary itself.
+//! per test, driven over HTTP, plus the `riskhook` binary itself. Everything here needs only
+//! the Rust toolchain; the tests needing PostgreSQL, NATS, root or a browser are in the
+//! `services` binary (`tests/services`), which marks them ignored when those are absent.
 
 #![allow(clippy::unwrap_used)]
 
 mod backtest;
 mod cli;
 mod didit_sim;
-mod faults;
 mod helpers;
 mod http_edge;
 mod ingest;
-mod instances;
 mod lifecycle;
 mod mutation;
-mod nats;
 mod notify;
 mod openapi;
 mod operator;
@@ -25,4 +24,3 @@ mod scoring;
 mod sessions;
 mod shadow;
 mod workbench;
-mod workbench_browser;

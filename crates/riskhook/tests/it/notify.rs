@@ -4,29 +4,29 @@
 //! that asserts timing; the only timing assertions are lower bounds (a retry is not early).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use riskhook::config::{Config, DatabaseUrl};
-use riskhook_core::review::ActionKind;
-use riskhook_store::{Claim, DeliveryFilter, DeliveryRecord, DeliveryStatus, Store, UserAction};
+use riskhook::config::Config;
+use riskhook_store::{Claim, DeliveryStatus};
 use serde_json::Value;
 use standardwebhooks::Webhook;
 
-use crate::helpers::{SECRET, TestApp, fixture, now, spawn_app_with_config};
+use crate::helpers::{
+    SECRET, TestApp, change, deliveries, eventually, failed_then_requeued, now_ms,
+    spawn_app_with_config,
+};
 
 /// Two signing secrets: the endpoint signs with both (a rotation), newest first.
 const NEW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OLD_SECRET: &str = "whsec_dGVzdC1zZWNyZXQtZm9yLXJpc2tob29rLW5vdGlmeQ==";
 
-/// How long any expected state may take to appear on a loaded machine.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
+/// How many changes [`change`] knows: each one notification.
+const CHANGES: usize = 3;
 
 // --- A receiver --------------------------------------------------------------------------
 
@@ -175,119 +175,6 @@ fn notify_toml(max_attempts: u32, backoff_max: &str, endpoints: &[(&str, &str)])
         ));
     }
     toml
-}
-
-/// How many changes [`change`] knows: each one notification.
-const CHANGES: usize = 3;
-
-/// `fixture` as a new session of `user`, stamped now, with a unique event id.
-fn event_for(fixture_name: &str, user: &str) -> (Vec<u8>, i64) {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let t = now();
-    let session = format!("sess-{user}-{n}");
-    let mut v: Value = serde_json::from_slice(&fixture(fixture_name)).unwrap();
-    v["session_id"] = Value::from(session.as_str());
-    v["vendor_data"] = Value::from(user);
-    v["event_id"] = Value::from(format!("00000000-0000-4000-8000-{n:012}"));
-    v["timestamp"] = Value::from(t);
-    if let Some(decision) = v.get_mut("decision").and_then(Value::as_object_mut) {
-        decision.insert("session_id".to_owned(), Value::from(session));
-        decision.insert("vendor_data".to_owned(), Value::from(user));
-    }
-    (serde_json::to_vec(&v).unwrap(), t)
-}
-
-/// Makes the `n`-th change of `user`: an approved verification (a new, active user), then a
-/// manual freeze, then a manual unfreeze. Each one notification, `version` n + 1.
-pub(crate) async fn change(app: &TestApp, user: &str, n: usize) {
-    if n == 0 {
-        let (body, t) = event_for("status-updated-approved-full.json", user);
-        let reply = app.post_signed(&body, t).await;
-        assert_eq!(reply.status, 200, "{reply:?}");
-        return;
-    }
-    let kind = if n == 1 {
-        ActionKind::Freeze
-    } else {
-        ActionKind::Unfreeze
-    };
-    let outcome = app
-        .store
-        .act_on_user(UserAction {
-            user_id: user.to_owned(),
-            kind,
-            actor: "test".to_owned(),
-            person: riskhook_store::Person::on_their_own("test"),
-            reason: "notification test".to_owned(),
-            now: now(),
-            four_eyes: false,
-        })
-        .await
-        .unwrap();
-    assert_eq!(outcome.user.version, i64::try_from(n + 1).unwrap());
-}
-
-pub(crate) async fn deliveries(store: &Arc<dyn Store>, endpoint: &str) -> Vec<DeliveryRecord> {
-    let mut all = store
-        .deliveries(&DeliveryFilter {
-            endpoint_id: Some(endpoint.to_owned()),
-            limit: 1000,
-            ..DeliveryFilter::default()
-        })
-        .await
-        .unwrap();
-    all.reverse();
-    all
-}
-
-/// Polls `check` until it holds, failing after [`PATIENCE`].
-pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Makes `user`'s first change on `app`, whose only attempt at `endpoint` fails; stops `app`;
-/// and, through a store of its own, puts the failed delivery back in the queue. Returns that
-/// store and the delivery's id: what a dispatcher that claims it next (and dies) starts from.
-pub(crate) async fn failed_then_requeued(
-    app: TestApp,
-    endpoint: &str,
-    user: &str,
-) -> (Arc<dyn Store>, String) {
-    change(&app, user, 0).await;
-    eventually("the first attempt fails", || async {
-        deliveries(&app.store, endpoint)
-            .await
-            .first()
-            .is_some_and(|d| d.status == DeliveryStatus::Failed)
-    })
-    .await;
-    let db_url = app.db_url.clone();
-    app.stop().await;
-    let store = riskhook::store::open(&DatabaseUrl::new(db_url))
-        .await
-        .unwrap();
-    let id = deliveries(&store, endpoint).await.remove(0).id;
-    store.retry_delivery(&id, "test", now_ms()).await.unwrap();
-    (store, id)
-}
-
-pub(crate) fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 fn assert_signed(received: &[Received]) {

@@ -11,8 +11,8 @@ use riskhook_didit::payload::DiditEvent;
 use riskhook_store::Store;
 use serde_json::{Value, json};
 
-use crate::cli::riskhook;
 use crate::didit_sim::DiditSim;
+use crate::helpers::riskhook;
 use crate::helpers::{SECRET, TestApp, fixture, now, spawn_app, spawn_app_with};
 
 const API_KEY: &str = "didit-api-key-for-tests";

@@ -13,7 +13,7 @@ use riskhook::config::DatabaseUrl;
 use super::{
     Deliveries, Lcg, Ledger, Load, Receiver, audit_verify, check_notifications, check_store,
 };
-use crate::cli::Served;
+use crate::helpers::Served;
 
 const CYCLES: usize = 20;
 const CLIENTS: usize = 6;
@@ -74,15 +74,13 @@ async fn twenty_sigkills_under_load(db_url: &str, label: &str, seed: u64) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_event_survives_twenty_sigkills_under_load_on_sqlite() {
+pub(crate) async fn every_acknowledged_event_survives_twenty_sigkills_under_load_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("kill.db").display());
     twenty_sigkills_under_load(&url, "sqlite", 0x5e1f_c0de).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_event_survives_twenty_sigkills_under_load_on_postgres() {
+pub(crate) async fn every_acknowledged_event_survives_twenty_sigkills_under_load_on_postgres() {
     let Some((url, _database)) =
         riskhook_store_postgres::test_support::fresh_database_or_skip().await
     else {
@@ -96,8 +94,7 @@ async fn every_acknowledged_event_survives_twenty_sigkills_under_load_on_postgre
 /// same URL, which a load balancer spreads), and in the end every acknowledged event is stored
 /// exactly once with all its effects, every notification is received (the dead instance's
 /// claimed ones after their lease), and the audit chain is intact.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_of_three_postgres_instances_killed_mid_load_loses_and_doubles_nothing() {
+pub(crate) async fn one_of_three_postgres_instances_killed_mid_load_loses_and_doubles_nothing() {
     let Some((db_url, _database)) =
         riskhook_store_postgres::test_support::fresh_database_or_skip().await
     else {

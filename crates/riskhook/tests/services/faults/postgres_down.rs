@@ -16,7 +16,7 @@ use super::{
     Deliveries, Ledger, Load, PATIENCE, audit_verify, check_store, is_root, run, skip_or_fail,
     wait_for_counts,
 };
-use crate::cli::Served;
+use crate::helpers::Served;
 
 /// A PostgreSQL cluster of this test's own, in a temporary directory, on a free port; stopped
 /// (immediately) and removed when dropped.
@@ -129,8 +129,8 @@ async fn readyz(client: &reqwest::Client, base: &str) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_postgres_stopped_intake_answers_503_and_everything_resumes_when_it_returns() {
+pub(crate) async fn with_postgres_stopped_intake_answers_503_and_everything_resumes_when_it_returns()
+ {
     const TEST: &str = "faults::postgres_down";
     let mut cluster = match Cluster::create() {
         Ok(cluster) => cluster,

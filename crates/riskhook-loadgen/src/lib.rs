@@ -1,6 +1,11 @@
-//! `riskhook loadgen`: sends unique, correctly signed, realistic Didit deliveries to a URL at a
+//! riskhook-loadgen: sends unique, correctly signed, realistic Didit deliveries to a URL at a
 //! fixed rate or a fixed concurrency, and reports throughput, latency percentiles (HDR
-//! histogram) and counts by outcome.
+//! histogram) and counts by outcome. The `riskhook-loadgen` binary is its command line; the
+//! service's durability test drives [`run`] directly.
+//!
+//! It is development tooling, not part of the service: it depends on the protocol crate
+//! (`riskhook-didit`) for signing and on nothing of the service, so the service library carries
+//! no load generator and the generator builds without the service.
 //!
 //! Bodies are built from the fixtures of every event type, made unique (new `event_id`,
 //! `session_id`, `vendor_data`) and sized between 1 KB and 30 KB like real Didit payloads. On
@@ -250,7 +255,7 @@ fn personalise(value: &mut Value, n: u64, seed: u64, now: i64) {
         )
     };
     obj.insert("event_id".to_owned(), Value::from(uuid(1)));
-    crate::delivery::stamp(obj, now);
+    stamp(obj, now);
     let target = match obj.get_mut("data").and_then(Value::as_object_mut) {
         Some(data) => data,
         None => obj,
@@ -267,6 +272,21 @@ fn personalise(value: &mut Value, n: u64, seed: u64, now: i64) {
     }
     // The decision repeats the template's session id; intake keys on the top-level one, so
     // it is left as is.
+}
+
+/// Sets an envelope's `timestamp` in the form it already uses, as Didit stamps a delivery when it
+/// sends it: Unix seconds (flat envelope) or an RFC 3339 string (nested envelope). The same
+/// rule as the service's `riskhook::delivery::restamp`, kept here so that the generator does not
+/// depend on the service.
+fn stamp(envelope: &mut serde_json::Map<String, Value>, timestamp: i64) {
+    let iso = envelope.get("timestamp").is_some_and(Value::is_string);
+    let value = if iso {
+        let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(timestamp).unwrap_or(0));
+        Value::from(humantime::format_rfc3339_seconds(t).to_string())
+    } else {
+        Value::from(timestamp)
+    };
+    envelope.insert("timestamp".to_owned(), value);
 }
 
 struct Shared {
@@ -316,10 +336,14 @@ async fn send_one(client: &reqwest::Client, url: &str, d: &Delivery) -> Answer {
         .headers
         .iter()
         .map(|(name, value)| (*name, value.as_str()));
-    match crate::delivery::didit_request(client, url, headers, d.body.as_ref().clone())
-        .send()
-        .await
-    {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("user-agent", "DiditWebhook/2.0 +https://didit.me");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    match request.body(d.body.as_ref().clone()).send().await {
         Ok(response) => {
             let status = response.status().as_u16();
             let text = response.text().await.unwrap_or_default();

@@ -13,7 +13,7 @@ use super::{
     Deliveries, Ledger, Load, PATIENCE, audit_verify, check_store, is_root, run, skip_or_fail,
     wait_for_counts,
 };
-use crate::cli::Served;
+use crate::helpers::Served;
 
 /// A tmpfs of the given size mounted on a temporary directory, unmounted when dropped.
 struct Tmpfs {
@@ -68,8 +68,8 @@ fn fill(path: &Path) -> u64 {
     written
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_answers_503_keeps_the_database_sound_and_intake_recovers_when_space_returns() {
+pub(crate) async fn a_full_disk_answers_503_keeps_the_database_sound_and_intake_recovers_when_space_returns()
+ {
     const TEST: &str = "faults::disk_full";
     let tmpfs = match Tmpfs::mount("8m") {
         Ok(tmpfs) => tmpfs,

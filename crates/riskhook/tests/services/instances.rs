@@ -20,7 +20,7 @@ use standardwebhooks::Webhook;
 
 use riskhook_store_postgres::test_support::{fresh_database, fresh_database_or_skip, server_url};
 
-use crate::cli::Served;
+use crate::helpers::Served;
 use crate::helpers::{fixture, key, now, spawn_app_on};
 
 const ENDPOINT_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -263,8 +263,7 @@ async fn end_state(store: &dyn Store) -> Value {
     })
 }
 
-#[tokio::test]
-async fn three_instances_on_one_database_end_like_one_instance_fed_one_by_one() {
+pub(crate) async fn three_instances_on_one_database_end_like_one_instance_fed_one_by_one() {
     let Some((shared, _shared_db)) = fresh_database_or_skip().await else {
         return;
     };

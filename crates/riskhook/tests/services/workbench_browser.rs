@@ -9,7 +9,7 @@
 //! so the pages can be restyled without touching this file.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
-//! `chromium-driver`). Without them the tests print "skipped: ..." and pass, unless
+//! `chromium-driver`). Without them the harness (`main.rs`) marks both tests ignored, unless
 //! `RISKHOOK_REQUIRE_BROWSER=1` (CI), which makes that a failure. With
 //! `RISKHOOK_SCREENSHOT_DIR` set, the case page is saved there as `workbench-case.png` (the
 //! README's screenshot).
@@ -29,7 +29,17 @@ use crate::helpers::{ADMIN_KEY, READ_KEY, REVIEW_KEY, now, spawn_app, spawn_app_
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
-const REQUIRE_VAR: &str = "RISKHOOK_REQUIRE_BROWSER";
+/// Set to `1` to make a missing browser a failure rather than an ignored test.
+pub(crate) const REQUIRE_VAR: &str = "RISKHOOK_REQUIRE_BROWSER";
+
+/// What is missing of chromedriver and Chromium, or `None` when both are installed.
+pub(crate) fn browser_missing() -> Option<String> {
+    let missing: Vec<&str> = [CHROMEDRIVER, CHROMIUM]
+        .into_iter()
+        .filter(|path| !Path::new(path).exists())
+        .collect();
+    (!missing.is_empty()).then(|| format!("{} not found", missing.join(" and ")))
+}
 const SCREENSHOT_VAR: &str = "RISKHOOK_SCREENSHOT_DIR";
 
 /// Chromium's flags. The background-networking ones matter here: without them Chromium keeps
@@ -61,8 +71,7 @@ const SANCTIONS: &str = "status-updated-declined-sanctions.json";
 /// "submit button" may carry no `type` at all (fantoccini's `Form::submit` would miss it).
 const SUBMIT_BUTTON: &str = "button:not([type]), button[type=submit], input[type=submit]";
 
-#[tokio::test]
-async fn browser_harness_opens_a_page() {
+pub(crate) async fn browser_harness_opens_a_page() {
     let Some(driver) = Chromedriver::start_or_skip().await else {
         return;
     };
@@ -89,8 +98,8 @@ async fn browser_harness_opens_a_page() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_reviewer_and_an_admin_take_a_frozen_user_through_four_eyes_in_the_workbench() {
+pub(crate) async fn a_reviewer_and_an_admin_take_a_frozen_user_through_four_eyes_in_the_workbench()
+{
     let Some(driver) = Chromedriver::start_or_skip().await else {
         return;
     };
@@ -255,14 +264,9 @@ impl Chromedriver {
     /// Chromium is not installed. Panics instead when `RISKHOOK_REQUIRE_BROWSER=1`: in CI a
     /// missing browser must fail, not pass unseen.
     async fn start_or_skip() -> Option<Self> {
-        let missing: Vec<&str> = [CHROMEDRIVER, CHROMIUM]
-            .into_iter()
-            .filter(|path| !Path::new(path).exists())
-            .collect();
-        if missing.is_empty() {
+        let Some(why) = browser_missing() else {
             return Some(Self::start().await);
-        }
-        let why = format!("{} not found", missing.join(" and "));
+        };
         if std::env::var(REQUIRE_VAR).as_deref() == Ok("1") {
             panic!(
                 "{why}, and {REQUIRE_VAR}=1 requires a browser: apt-get install chromium chromium-driver"
