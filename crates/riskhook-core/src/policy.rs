@@ -312,17 +312,23 @@ impl Policy {
                 (Some(node), true) => fast::eval(node, &signals),
                 _ => fast::Fast::Unsure,
             };
-            let outcome = match fast {
-                fast::Fast::Is(b) => Ok(b),
-                // Only a signal that was not checked makes the fast path certain of an error,
-                // and then the error said is which ones (below), whatever CEL's text was.
-                fast::Fast::NotEvaluated if unchecked_reads(&rule.reads, &signals).is_some() => {
-                    Err(String::new())
-                }
-                fast::Fast::NotEvaluated | fast::Fast::Unsure => {
+            // Only a signal that was not checked makes the fast path certain of an error, and
+            // then the error said is which ones, whatever CEL's text would have been.
+            let certain = match fast {
+                fast::Fast::NotEvaluated => unchecked_reads(&rule.reads, &signals),
+                fast::Fast::Is(_) | fast::Fast::Unsure => None,
+            };
+            let outcome = match (fast, certain) {
+                (fast::Fast::Is(b), _) => Ok(b),
+                (_, Some(unchecked)) => Err(unchecked),
+                (fast::Fast::NotEvaluated | fast::Fast::Unsure, None) => {
                     let context = context
                         .get_or_insert_with(|| context_for(&self.env, &signals, &self.groups, now));
+                    // An error over signals that were never checked (`null || null`, a bare
+                    // null where a bool was due) is about the missing check, not the rule:
+                    // say which.
                     evaluate(&rule.program, context)
+                        .map_err(|error| unchecked_reads(&rule.reads, &signals).unwrap_or(error))
                 }
             };
             match outcome {
@@ -358,11 +364,9 @@ impl Policy {
                         });
                     }
                 }
-                // An error over signals that were never checked (`null || null`, a bare null
-                // where a bool was due) is about the missing check, not the rule: say which.
                 Err(error) => not_evaluated.push(NotEvaluated {
                     rule_id: rule.id.clone(),
-                    error: unchecked_reads(&rule.reads, &signals).unwrap_or(error),
+                    error,
                 }),
             }
         }
