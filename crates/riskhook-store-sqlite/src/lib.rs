@@ -12,6 +12,7 @@
 //! This crate owns the SQL and the migrations (`migrations/`, embedded into the binary and
 //! applied on [`SqliteStore::open`]).
 
+mod bulk;
 mod checkpointer;
 mod commands;
 mod effects;
@@ -68,6 +69,8 @@ pub struct SqliteStore {
     admin: SqlitePool,
     /// Several read-only connections.
     reader: SqlitePool,
+    /// The backtests' own read-only connection (`bulk`).
+    bulk: Arc<bulk::BulkReader>,
     /// Deliveries waiting for the writer thread, which commits them in batches.
     jobs: mpsc::Sender<writer::Job>,
     /// For `sqlite::memory:`: the private temporary file standing in for it, deleted when the
@@ -241,6 +244,7 @@ impl SqliteStore {
         Ok(Self {
             admin,
             reader,
+            bulk: bulk::BulkReader::new(options.get_filename().to_path_buf()),
             jobs,
             _temporary: temporary,
         })
@@ -560,7 +564,7 @@ impl Store for SqliteStore {
     }
 
     async fn replay_events(&self, filter: &ReplayFilter) -> Result<Vec<ReplayRecord>, StoreError> {
-        reads::replay_events(&self.reader, filter).await
+        bulk::replay_events(&self.bulk, filter).await
     }
 
     async fn verdicts(&self) -> Result<Vec<VerdictRecord>, StoreError> {

@@ -5,8 +5,8 @@
 use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AuditRecord, CaseFilter, CaseRecord, DeliveryFilter,
-    DeliveryRecord, DeliveryStatus, EndpointRecord, ReplayFilter, ReplayRecord, Role, ShadowRecord,
-    StoreError, UiSessionRecord, VerdictRecord,
+    DeliveryRecord, DeliveryStatus, EndpointRecord, Role, ShadowRecord, StoreError,
+    UiSessionRecord, VerdictRecord,
 };
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite};
@@ -431,43 +431,6 @@ pub(crate) async fn ui_session(
 }
 
 // --- Backtests ------------------------------------------------------------------------------
-
-fn replay_record(row: &SqliteRow) -> Result<ReplayRecord, StoreError> {
-    Ok(ReplayRecord {
-        seq: get(row, "seq")?,
-        event_id: get(row, "id")?,
-        user_id: get(row, "vendor_data")?,
-        received_at: get(row, "received_at")?,
-        event_timestamp: get(row, "event_timestamp")?,
-        body_trusted: get(row, "body_trusted")?,
-        assessment: get(row, "assessment")?,
-        raw: get(row, "raw")?,
-    })
-}
-
-pub(crate) async fn replay_events(
-    pool: &SqlitePool,
-    f: &ReplayFilter,
-) -> Result<Vec<ReplayRecord>, StoreError> {
-    sqlx::query(
-        "SELECT e.seq, e.id, e.vendor_data, e.received_at, e.event_timestamp, e.body_trusted,
-                a.assessment, CASE WHEN a.id IS NULL THEN e.raw END AS raw
-         FROM events e LEFT JOIN assessments a ON a.event_id = e.id
-         WHERE e.seq > ?1 AND e.session_id IS NOT NULL
-           AND (?2 IS NULL OR e.received_at >= ?2) AND (?3 IS NULL OR e.received_at < ?3)
-         ORDER BY e.seq LIMIT ?4",
-    )
-    .bind(f.after_seq)
-    .bind(f.received_since)
-    .bind(f.received_until)
-    .bind(f.limit)
-    .fetch_all(pool)
-    .await
-    .map_err(map_err)?
-    .iter()
-    .map(replay_record)
-    .collect()
-}
 
 pub(crate) async fn verdicts(pool: &SqlitePool) -> Result<Vec<VerdictRecord>, StoreError> {
     sqlx::query(
