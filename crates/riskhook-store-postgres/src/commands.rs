@@ -25,10 +25,6 @@ fn db(e: sqlx::Error) -> CommandError {
     CommandError::Store(map_err(e))
 }
 
-fn corrupt(what: &str, value: &str) -> CommandError {
-    CommandError::Store(StoreError::Corrupt(format!("unknown {what} `{value}`")))
-}
-
 // The JSON values are built at each call site only to be written here.
 #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
 fn audit(
@@ -83,7 +79,8 @@ async fn load_case(conn: &mut PgConnection, id: &str) -> Result<Option<CaseFacts
     Ok(Some(CaseFacts {
         id: id.to_owned(),
         user_id: row.try_get(0).map_err(db)?,
-        status: CaseStatus::parse(&status).ok_or_else(|| corrupt("case status", &status))?,
+        status: CaseStatus::parse(&status)
+            .ok_or_else(|| CommandError::corrupt("case status", &status))?,
         assignee: row.try_get(2).map_err(db)?,
         evidence: row.try_get(3).map_err(db)?,
     }))

@@ -23,10 +23,6 @@ fn db(e: rusqlite::Error) -> CommandError {
     CommandError::Store(map_err(e))
 }
 
-fn corrupt(what: &str, value: &str) -> CommandError {
-    CommandError::Store(StoreError::Corrupt(format!("unknown {what} `{value}`")))
-}
-
 // The JSON values are built at each call site only to be written here.
 #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
 fn audit(
@@ -66,7 +62,8 @@ fn load_case(conn: &Connection, id: &str) -> Result<Option<CaseFacts>, CommandEr
     Ok(Some(CaseFacts {
         id: id.to_owned(),
         user_id,
-        status: CaseStatus::parse(&status).ok_or_else(|| corrupt("case status", &status))?,
+        status: CaseStatus::parse(&status)
+            .ok_or_else(|| CommandError::corrupt("case status", &status))?,
         assignee,
         evidence,
     }))

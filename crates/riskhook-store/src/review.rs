@@ -125,6 +125,11 @@ impl CommandError {
             id: id.to_owned(),
         }
     }
+
+    /// A stored `what` that no version knows (`value`): the database is corrupt.
+    pub fn corrupt(what: &str, value: &str) -> Self {
+        CommandError::Store(StoreError::Corrupt(format!("unknown {what} `{value}`")))
+    }
 }
 
 /// The requester of an action as both backends store it (`actions.requester`): a [`Person`] as

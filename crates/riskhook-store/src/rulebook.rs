@@ -17,8 +17,8 @@ use riskhook_core::review::{
 use serde_json::json;
 
 use crate::{
-    CommandError, DecideAction, NewAuditEntry, ResolveCase, StoreError, UserAction, UserState,
-    requester_json, requester_person, user_updated,
+    CommandError, DecideAction, NewAuditEntry, ResolveCase, UserAction, UserState, requester_json,
+    requester_person, user_updated,
 };
 
 /// A case as a command finds it.
@@ -235,10 +235,6 @@ impl Plan {
 
 fn conflict(message: String) -> CommandError {
     CommandError::Conflict(message)
-}
-
-fn corrupt(what: &str, value: &str) -> CommandError {
-    CommandError::Store(StoreError::Corrupt(format!("unknown {what} `{value}`")))
 }
 
 fn require_reason(reason: &str) -> Result<(), CommandError> {
@@ -487,8 +483,8 @@ pub fn plan_decision(
     user_status: Option<UserStatus>,
     c: &DecideAction,
 ) -> Result<Plan, CommandError> {
-    let kind =
-        ActionKind::parse(&action.kind).ok_or_else(|| corrupt("action kind", &action.kind))?;
+    let kind = ActionKind::parse(&action.kind)
+        .ok_or_else(|| CommandError::corrupt("action kind", &action.kind))?;
     if ActionStatus::parse(&action.status) != Some(ActionStatus::Pending) {
         return Err(conflict(format!(
             "action {} is already {}",
@@ -546,7 +542,8 @@ pub fn plan_decision(
                 )));
             }
             let outcome = action.outcome.as_deref().unwrap_or_default();
-            let outcome = Outcome::parse(outcome).ok_or_else(|| corrupt("outcome", outcome))?;
+            let outcome =
+                Outcome::parse(outcome).ok_or_else(|| CommandError::corrupt("outcome", outcome))?;
             // The resolution is the requester's; the approver is recorded on the action.
             resolve(
                 &mut plan,
