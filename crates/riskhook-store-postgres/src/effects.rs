@@ -4,16 +4,16 @@
 //! that changes.
 //!
 //! Lock order, the same in every transaction, so no two can wait for each other in a cycle:
-//! first the user's advisory lock (at most one user per transaction), then row locks, and last
-//! the audit lock, taken at commit time by [`Tx::commit`] and held to the end. The holder of
-//! the audit lock waits for nothing but its own inserts and commit.
+//! first the user's advisory lock (at most one user per transaction), then row locks. Audit
+//! entries are staged at commit ([`Tx::commit`]), which takes no lock another transaction
+//! waits for; the audit lock is the linker's alone ([`crate::audit`]), which takes no other.
 
 use riskhook_core::assessment::{Decision, UserStatus};
 use std::sync::{Arc, OnceLock};
 
-use riskhook_core::audit::{AuditKey, GENESIS};
+use riskhook_core::audit::AuditKey;
 use riskhook_store::rulebook::{self, Cause, Evidence, UserFacts, UserRow};
-use riskhook_store::{AuditRecord, NewAuditEntry, StoreError, UserState};
+use riskhook_store::{NewAuditEntry, StoreError, UserState};
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
@@ -22,8 +22,8 @@ use crate::{map_err, parse_decision, parse_status, score};
 /// The first key of riskhook's two-key advisory locks (`"risk"`). PostgreSQL keeps two-key
 /// locks apart from one-key (`bigint`) locks, so these can never collide with a user's lock,
 /// which is a 64-bit hash.
-const LOCK_SPACE: i32 = 0x7269_736b;
-/// Serialises appends to the audit chain.
+pub(crate) const LOCK_SPACE: i32 = 0x7269_736b;
+/// Held by the audit chain's linker ([`crate::audit::link`]): one at a time.
 pub(crate) const AUDIT_LOCK: i32 = 1;
 /// Serialises `sync_endpoints` (it rewrites every endpoint row).
 pub(crate) const ENDPOINTS_LOCK: i32 = 2;
@@ -103,40 +103,14 @@ impl Tx {
         self.audit.push(entry);
     }
 
-    /// Appends the queued audit entries and commits. Returns the entries as appended.
-    ///
-    /// The audit lock is taken here, after every other lock of the transaction, and held to
-    /// the commit: under READ COMMITTED the head read after taking it sees the previous
-    /// holder's entries (PostgreSQL makes a commit visible before it releases its locks), so
-    /// the chain cannot fork. Holding it only for these last statements keeps the part of the
-    /// work that all instances do one at a time as short as it can be.
-    pub(crate) async fn commit(mut self) -> Result<Vec<AuditRecord>, StoreError> {
+    /// Stages the queued audit entries ([`crate::audit::stage`]) and commits: they are
+    /// linked into the chain by the next linker, and seen by every read of the chain from now.
+    /// Returns their ids.
+    pub(crate) async fn commit(mut self) -> Result<Vec<String>, StoreError> {
         let entries = std::mem::take(&mut self.audit);
-        let mut records = Vec::with_capacity(entries.len());
-        if !entries.is_empty() {
-            self.lock(AUDIT_LOCK).await?;
-            let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(map_err)?;
-            let (mut seq, mut prev) = match head {
-                Some(row) => (
-                    row.try_get::<i64, _>(0).map_err(map_err)?,
-                    row.try_get::<String, _>(1).map_err(map_err)?,
-                ),
-                None => (0, GENESIS.to_owned()),
-            };
-            let key = self.audit_key.get();
-            for entry in entries {
-                seq += 1;
-                let record = entry.link(seq, new_id("aud"), prev, key);
-                prev = record.hash.clone();
-                records.push(record);
-            }
-            insert_audit(&mut self.tx, &records).await?;
-        }
+        let ids = crate::audit::stage(&mut self.tx, entries, self.audit_key.get()).await?;
         self.tx.commit().await.map_err(map_err)?;
-        Ok(records)
+        Ok(ids)
     }
 
     /// Ends the transaction without changing anything.
@@ -165,38 +139,6 @@ impl Tx {
             }
         }
     }
-}
-
-/// Inserts linked audit records in one statement (one round trip under the audit lock).
-async fn insert_audit(conn: &mut PgConnection, records: &[AuditRecord]) -> Result<(), StoreError> {
-    let column = |f: fn(&AuditRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
-    let optional =
-        |f: fn(&AuditRecord) -> Option<&str>| records.iter().map(f).collect::<Vec<Option<&str>>>();
-    sqlx::query(
-        "INSERT INTO audit_log (seq, id, at, actor, action, subject, reason, before, after,
-                                prev_hash, hash, keyed)
-         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                              $11::text[], $12::boolean[])
-         -- In chain order: the insert trigger checks each row against the one before it.
-         ORDER BY 1",
-    )
-    .bind(records.iter().map(|r| r.seq).collect::<Vec<i64>>())
-    .bind(column(|r| &r.id))
-    .bind(records.iter().map(|r| r.at).collect::<Vec<i64>>())
-    .bind(column(|r| &r.actor))
-    .bind(column(|r| &r.action))
-    .bind(column(|r| &r.subject))
-    .bind(optional(|r| r.reason.as_deref()))
-    .bind(optional(|r| r.before.as_deref()))
-    .bind(optional(|r| r.after.as_deref()))
-    .bind(column(|r| &r.prev_hash))
-    .bind(column(|r| &r.hash))
-    .bind(records.iter().map(|r| r.keyed).collect::<Vec<bool>>())
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    Ok(())
 }
 
 pub(crate) fn decision_rank(decision: Decision) -> i32 {

@@ -11,16 +11,17 @@
 //!   advisory lock on that user first (`effects::Tx::lock_user`), so evidence gathering and
 //!   the user's recomputation see every committed assessment of theirs, and the user's outbox
 //!   rows are numbered in commit order.
-//! - **One audit chain**: audit entries are queued during the transaction and appended at its
-//!   end under one global advisory lock held to commit (`effects::Tx::commit`), so reading
-//!   the head and appending after it cannot fork the chain. Taking it last, after the user lock
-//!   and every row lock, is what keeps the locks free of deadlocks.
+//! - **One audit chain, no global lock**: a transaction stages its audit entries, committed
+//!   with its effects (`effects::Tx::commit`); one linker at a time links committed entries
+//!   into the chain in batches, and every read of the chain links first (`audit`). No lock
+//!   is held by every writing transaction of every instance.
 //! - **Claims**: `FOR UPDATE SKIP LOCKED` hands each due delivery to one dispatcher.
 //!
 //! Times are stored exactly as in SQLite: Unix seconds, milliseconds for the outbox. This crate
 //! owns the SQL and the migration (`migrations/`, embedded and applied by
 //! [`PostgresStore::open`]).
 
+mod audit;
 mod commands;
 mod effects;
 mod ingest;
@@ -117,6 +118,11 @@ fn migrator() -> Migrator {
             5,
             "shadow assessments",
             include_str!("../migrations/0005_shadow_assessments.sql"),
+        ),
+        migration(
+            6,
+            "audit entries staged, linked in batches",
+            include_str!("../migrations/0006_audit_staging.sql"),
         ),
     ])
 }
@@ -245,6 +251,12 @@ impl PostgresStore {
 
     async fn begin(&self) -> Result<Tx, StoreError> {
         Tx::begin(&self.pool, &self.audit_key).await
+    }
+
+    /// Links every committed staged audit entry, waiting for a linker at work: before a read
+    /// of the chain, so it sees every entry committed before it.
+    async fn link_audit(&self) -> Result<u64, StoreError> {
+        audit::link(&self.pool, self.audit_key.get(), audit::Wait::Yes).await
     }
 }
 
@@ -433,24 +445,34 @@ impl Store for PostgresStore {
     }
 
     async fn audit(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        self.link_audit().await?;
         reads::audit(&mut *self.conn().await?, after, limit).await
     }
 
     async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, StoreError> {
         let mut tx = self.begin().await?;
         tx.audit(entry);
-        tx.commit()
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::Other("the audit entry was not appended".into()))
+        let id = tx.commit().await?.pop();
+        self.link_audit().await?;
+        match id {
+            Some(id) => reads::audit_entry(&mut *self.conn().await?, &id).await?,
+            None => None,
+        }
+        .ok_or_else(|| StoreError::Other("the audit entry was not linked into the chain".into()))
     }
 
     async fn last_audit(&self, action: &str) -> Result<Option<AuditRecord>, StoreError> {
+        self.link_audit().await?;
         reads::last_audit(&mut *self.conn().await?, action).await
     }
 
     async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError> {
+        self.link_audit().await?;
         reads::audit_head(&mut *self.conn().await?).await
+    }
+
+    async fn settle_audit(&self) -> Result<u64, StoreError> {
+        audit::link(&self.pool, self.audit_key.get(), audit::Wait::No).await
     }
 
     async fn set_audit_key(&self, key: AuditKey) -> Result<(), StoreError> {

@@ -496,6 +496,19 @@ pub(crate) async fn audit_head(conn: &mut PgConnection) -> Result<Option<AuditRe
         .transpose()
 }
 
+pub(crate) async fn audit_entry(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<AuditRecord>, StoreError> {
+    one(
+        conn,
+        "SELECT * FROM audit_log WHERE id = $1",
+        id,
+        audit_record,
+    )
+    .await
+}
+
 pub(crate) async fn last_audit(
     conn: &mut PgConnection,
     action: &str,

@@ -38,6 +38,24 @@ fn main() -> ExitCode {
             postgres,
             a_forged_insert_is_refused_unless_it_extends_the_head_and_then_the_key_finds_it,
         )
+        .test(
+            "staged_audit_entries_are_never_edited_and_leave_only_into_the_chain",
+            Runtime::CurrentThread,
+            postgres,
+            staged_audit_entries_are_never_edited_and_leave_only_into_the_chain,
+        )
+        .test(
+            "a_staged_entry_that_breaks_its_seal_stops_the_chain_before_it",
+            Runtime::CurrentThread,
+            postgres,
+            a_staged_entry_that_breaks_its_seal_stops_the_chain_before_it,
+        )
+        .test(
+            "three_instances_writing_at_once_make_one_intact_chain_of_every_entry",
+            Runtime::MultiThread(2),
+            postgres,
+            three_instances_writing_at_once_make_one_intact_chain_of_every_entry,
+        )
         // Needs no server: nothing listens where it connects.
         .test(
             "an_unreachable_server_is_unavailable_and_the_error_hides_the_password",
@@ -68,7 +86,7 @@ async fn three_instances_opening_at_once_migrate_once_and_store_a_delivery_once(
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![], vec![1, 2, 3, 4, 5]],
+        [vec![], vec![], vec![1, 2, 3, 4, 5, 6]],
         "one instance migrates"
     );
     let stores = [a.0, b.0, c.0];
@@ -202,6 +220,233 @@ async fn a_forged_insert_is_refused_unless_it_extends_the_head_and_then_the_key_
     assert_eq!(broken.seq, 4, "{broken}");
     conn.close().await.expect("close");
     store.close().await;
+    database.remove().await.expect("drop the test database");
+}
+
+/// Stages `entry` by hand, as someone with write access to the database would, sealed under
+/// `key` (the forger's guess at it).
+async fn stage_by_hand(
+    conn: &mut PgConnection,
+    id: &str,
+    entry: &NewAuditEntry,
+    keyed: bool,
+    key: Option<&AuditKey>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_staged (id, at, actor, action, subject, reason, before, after, keyed,
+                                   seal)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(id)
+    .bind(entry.at)
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.subject)
+    .bind(&entry.reason)
+    .bind(&entry.before)
+    .bind(&entry.after)
+    .bind(keyed)
+    .bind(entry.seal(id, key))
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+fn entry(i: i64) -> NewAuditEntry {
+    NewAuditEntry::system(i, "test.entry", format!("test:{i}"), "{}".to_owned())
+}
+
+/// Issue 14: audit entries wait in `audit_staged` between their transaction's commit and the
+/// linker; there they cannot be edited or removed, except by the linker moving them into the
+/// chain.
+async fn staged_audit_entries_are_never_edited_and_leave_only_into_the_chain() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url, 2).await.expect("open");
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    stage_by_hand(&mut conn, "aud_by_hand", &entry(1), false, None)
+        .await
+        .expect("stage");
+    for (statement, says) in [
+        ("UPDATE audit_staged SET actor = 'mallory'", "append-only"),
+        ("DELETE FROM audit_staged", "leaves only into the chain"),
+        ("TRUNCATE audit_staged", "append-only"),
+    ] {
+        let refused = sqlx::raw_sql(statement).execute(&mut conn).await;
+        let message = refused.expect_err(statement).to_string();
+        assert!(message.contains(says), "{statement}: {message}");
+    }
+    // Sealed as riskhook seals (no key on either side): the linker takes it into the chain.
+    assert_eq!(store.settle_audit().await.expect("settle"), 1);
+    let chain = store.audit(0, 10).await.expect("audit");
+    assert_eq!(chain.len(), 1);
+    assert_eq!(chain[0].id, "aud_by_hand");
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_staged")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(staged, 0, "linked entries leave staging");
+    conn.close().await.expect("close");
+    store.close().await;
+    database.remove().await.expect("drop the test database");
+}
+
+/// Issue 14: an entry staged outside riskhook (or edited while staged) without the audit key
+/// is not laundered into the keyed chain: the linker links what came before it and stops
+/// there, with an error that says why, on every read of the chain.
+async fn a_staged_entry_that_breaks_its_seal_stops_the_chain_before_it() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url, 2).await.expect("open");
+    let key = AuditKey::new(b"the PostgreSQL test's audit key").expect("key");
+    store.set_audit_key(key.clone()).await.expect("set the key");
+    for i in 1..=2 {
+        store.append_audit(entry(i)).await.expect("append");
+    }
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let wrong = AuditKey::new(b"the forger's guess at the key").expect("key");
+    for (id, keyed, sealed_with, says) in [
+        (
+            "aud_forged_a",
+            true,
+            Some(&wrong),
+            "does not match its seal",
+        ),
+        ("aud_forged_b", true, None, "does not match its seal"),
+        ("aud_forged_c", false, None, "without the audit key"),
+    ] {
+        let mut forged = entry(9);
+        forged.action = "case.resolved".to_owned();
+        stage_by_hand(&mut conn, id, &forged, keyed, sealed_with)
+            .await
+            .expect("stage");
+        // A real entry staged behind the forged one.
+        let behind = store.append_audit(entry(10)).await;
+        let message = match behind.expect_err("the chain stops") {
+            StoreError::Corrupt(message) => message,
+            other => panic!("{other:?}"),
+        };
+        assert!(message.contains(id) && message.contains(says), "{message}");
+        match store.audit(0, 10).await {
+            Err(StoreError::Corrupt(again)) => assert_eq!(again, message),
+            other => panic!("every read stops at it: {other:?}"),
+        }
+        match store.settle_audit().await {
+            Err(StoreError::Corrupt(again)) => assert_eq!(again, message),
+            other => panic!("the periodic linker stops at it: {other:?}"),
+        }
+        // Only the two real entries before it are in the chain, intact.
+        let chain: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, action FROM audit_log ORDER BY seq")
+                .fetch_all(&mut conn)
+                .await
+                .expect("chain");
+        assert_eq!(chain.len(), 2, "{chain:?}");
+        assert!(chain.iter().all(|(_, action)| action == "test.entry"));
+        // An operator's remedy, outside riskhook: the forged row removed with the triggers
+        // off (the real entry behind it is then linked).
+        sqlx::raw_sql("ALTER TABLE audit_staged DISABLE TRIGGER audit_staged_no_delete")
+            .execute(&mut conn)
+            .await
+            .expect("triggers off");
+        sqlx::query("DELETE FROM audit_staged WHERE id = $1")
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .expect("remove the forged row");
+        sqlx::raw_sql("ALTER TABLE audit_staged ENABLE TRIGGER audit_staged_no_delete")
+            .execute(&mut conn)
+            .await
+            .expect("triggers on");
+        let entries = store.audit(0, 10).await.expect("audit");
+        assert_eq!(entries.len(), 3);
+        let mut verifier = ChainVerifier::with_key(Some(key.clone()));
+        entries
+            .iter()
+            .try_for_each(|e| verifier.check(&e.fields(), &e.hash, e.keyed))
+            .expect("intact");
+        sqlx::raw_sql(
+            "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_delete;
+             DELETE FROM audit_log WHERE seq = 3;
+             ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_delete;",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("back to two entries for the next forgery");
+    }
+    conn.close().await.expect("close");
+    store.close().await;
+    database.remove().await.expect("drop the test database");
+}
+
+/// Issue 14: with no global lock, three instances ingesting at once (each ingest stages an
+/// audit entry) still make one chain: every assessment's entry in it exactly once, in an
+/// unbroken, keyed chain, and nothing left staged.
+async fn three_instances_writing_at_once_make_one_intact_chain_of_every_entry() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let key = AuditKey::new(b"the PostgreSQL test's audit key").expect("key");
+    let open = || async {
+        let store = PostgresStore::open(&url, 4).await.expect("open");
+        store.set_audit_key(key.clone()).await.expect("set the key");
+        store
+    };
+    let stores = [open().await, open().await, open().await];
+    const EACH: u32 = 60;
+    let write = |s: usize| {
+        let store = &stores[s];
+        async move {
+            for i in 0..EACH {
+                let n = s as u32 * EACH + i;
+                let event = conformance::event(
+                    n,
+                    &format!("u-{n}"),
+                    &format!("sess-{n}"),
+                    "Approved",
+                    1_780_000_000,
+                );
+                let assessment = conformance::assessment(n, Decision::Approve, 10);
+                store.ingest(event, Some(assessment)).await.expect("ingest");
+                if i % 20 == 0 {
+                    // The periodic linker of each instance, at work beside the writers.
+                    store.settle_audit().await.expect("settle");
+                }
+            }
+        }
+    };
+    tokio::join!(write(0), write(1), write(2));
+    let entries = stores[1].audit(0, 1_000).await.expect("audit");
+    let total = 3 * EACH as usize;
+    // Each ingest records its assessment and a new user: two entries.
+    assert_eq!(entries.len(), 2 * total);
+    let mut verifier = ChainVerifier::with_key(Some(key));
+    entries
+        .iter()
+        .try_for_each(|e| verifier.check(&e.fields(), &e.hash, e.keyed))
+        .expect("one intact chain");
+    for action in ["assessment.recorded", "user.updated"] {
+        let mut subjects: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.action == action)
+            .map(|e| e.subject.as_str())
+            .collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        assert_eq!(subjects.len(), total, "each user's {action} once");
+    }
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_staged")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(staged, 0);
+    conn.close().await.expect("close");
+    for store in &stores {
+        store.close().await;
+    }
     database.remove().await.expect("drop the test database");
 }
 

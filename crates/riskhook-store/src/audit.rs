@@ -5,6 +5,9 @@ use riskhook_core::audit::{AuditFields, AuditKey};
 
 use crate::{EventRecord, NewAssessment, UserState};
 
+/// What a staged entry's seal is hashed after, in place of a previous entry's hash.
+const STAGED: &str = "staged";
+
 /// One entry of the append-only, hash-chained audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -159,6 +162,27 @@ impl NewAuditEntry {
             before: before.map(UserState::to_json),
             after: Some(after.to_json()),
         }
+    }
+
+    /// The seal of an entry staged before it is linked (PostgreSQL stages entries and links
+    /// them in batches): its hash at position 0, after the text `staged`, keyed under `key` when
+    /// there is one. The linker recomputes it, so an entry changed or written outside
+    /// riskhook while staged is not linked into the chain as if riskhook had written it.
+    /// Position 0 is never a chain position, so a seal is never a link's hash.
+    pub fn seal(&self, id: &str, key: Option<&AuditKey>) -> String {
+        AuditFields {
+            seq: 0,
+            id,
+            at: self.at,
+            actor: &self.actor,
+            action: &self.action,
+            subject: &self.subject,
+            reason: self.reason.as_deref(),
+            before: self.before.as_deref(),
+            after: self.after.as_deref(),
+            prev_hash: STAGED,
+        }
+        .hash_with(key)
     }
 
     /// The record this entry becomes at position `seq` after an entry hashed `prev_hash`:

@@ -444,6 +444,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Set once, right after opening, before anything is written; a second call is refused.
     async fn set_audit_key(&self, key: AuditKey) -> Result<(), StoreError>;
 
+    /// Links audit entries that committed transactions staged into the chain, unless another
+    /// instance is doing so now; returns how many it linked. A backend that links at commit
+    /// (SQLite: one writer) has nothing to do. Reads of the chain link first on their own;
+    /// this keeps the chain current for readers outside riskhook and bounds the staged backlog.
+    async fn settle_audit(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     // --- API keys -----------------------------------------------------------------------
 
     /// Stores a new key (audited).

@@ -159,6 +159,11 @@ impl App {
         let mut dispatcher = tokio::spawn(self.dispatcher.run(stopping_rx.clone(), grace));
         let checkpointer = self.checkpointer.clone();
         let checkpoints = tokio::spawn(self.checkpointer.run(stopping_rx.clone()));
+        let linker = tokio::spawn(crate::audit::link_every(
+            store.clone(),
+            crate::audit::LINK_EVERY,
+            stopping_rx.clone(),
+        ));
         let reconciler = reconcile.map(|config| {
             tokio::spawn(crate::reconcile::every(
                 store.clone(),
@@ -196,7 +201,9 @@ impl App {
         if tokio::time::timeout(grace, &mut dispatcher).await.is_err() {
             dispatcher.abort();
         }
-        // Nothing writes any more: the last checkpoint is of the final head.
+        // Nothing writes any more: the last checkpoint is of the final head (which links
+        // what is staged).
+        let _ = linker.await;
         let _ = checkpoints.await;
         if let Err(e) = checkpointer.publish().await {
             tracing::error!(error = format!("{e:#}"), "final audit checkpoint failed");

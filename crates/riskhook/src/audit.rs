@@ -105,6 +105,49 @@ pub(crate) async fn begin_keyed(
     Ok(entry)
 }
 
+/// How often [`link_every`] links staged audit entries.
+pub(crate) const LINK_EVERY: Duration = Duration::from_millis(250);
+
+/// Links staged audit entries into the chain every `period` until `stopping` turns true
+/// ([`Store::settle_audit`]; PostgreSQL stages entries at commit, SQLite links them there
+/// and has nothing to do). Reads of the chain link on their own: this keeps the chain current
+/// for readers outside riskhook (a `psql` session, a backup) and the staged backlog short.
+/// A failure (a staged entry that breaks its seal) is logged when it starts and when it
+/// changes, not every period, and counted in `riskhook_audit_link_errors_total`.
+pub(crate) async fn link_every(
+    store: Arc<dyn Store>,
+    period: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            stopped = stopping.wait_for(|stopping| *stopping) => {
+                drop(stopped);
+                return;
+            }
+        }
+        match store.settle_audit().await {
+            Ok(_) => {
+                if failing.take().is_some() {
+                    tracing::info!("audit entries are linked into the chain again");
+                }
+            }
+            Err(e) => {
+                metrics::counter!("riskhook_audit_link_errors_total").increment(1);
+                let message = e.to_string();
+                if failing.as_deref() != Some(message.as_str()) {
+                    tracing::error!(error = %message, "cannot link staged audit entries");
+                    failing = Some(message);
+                }
+            }
+        }
+    }
+}
+
 /// Publishes checkpoints of the chain's head: [`Checkpointer::run`] every interval while the
 /// service runs, [`Checkpointer::publish`] once more at a clean shutdown.
 #[derive(Clone)]
