@@ -14,8 +14,11 @@
 #      without a backtest, while a backtest runs (started 0.5 s before; stopped at the end of
 #      the phase if still running), and without again;
 #   5. prints a summary and removes the temporary directory.
-# With COMPARE_BIN=OTHER_BINARY, step 3b also runs the same backtest with that build (an older
-# commit, say) on the same database, REPS (3) times each, alternating, and prints the ratio.
+# With COMPARE_BIN=OTHER_BINARY (an older commit, say), that build loads the database (step 1),
+# which is then copied and migrated by this one, timed (step 2b: the cost of an upgrade's
+# migrations on a database of that size); step 3b runs the same backtest with each build on its
+# copy, REPS (3) times each, alternating, and prints the ratio. The two copies need twice the
+# disk.
 # Builds nothing: give the binary (default target/release/riskhook; build it with
 # `cargo build --release -p riskhook`); the load generator is the riskhook-loadgen beside it
 # (`cargo build --release -p riskhook-loadgen`). Needs python3, curl and /usr/bin/time. With the
@@ -51,8 +54,8 @@ export RISKHOOK_DATABASE_URL="sqlite://$DIR/riskhook.db" RISKHOOK_LOG_FILTER=war
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT/webhooks/didit
 
-start_serve() {
-  RISKHOOK_LISTEN=127.0.0.1:$PORT "$BIN" serve >> "$DIR/serve.log" 2>&1 &
+start_serve() { # [binary]
+  RISKHOOK_LISTEN=127.0.0.1:$PORT "${1:-$BIN}" serve >> "$DIR/serve.log" 2>&1 &
   SERVE_PID=$!
   for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$PORT/readyz" && return 0; sleep 0.05; done
   echo "server did not come up" >&2; cat "$DIR/serve.log" >&2; exit 1
@@ -71,7 +74,7 @@ open(sys.argv[2], "w").write(cand)
 PY
 
 echo "== 1. load: riskhook serve on 127.0.0.1:$PORT, loadgen --concurrency $CONC --duration $LOAD_DURATION"
-start_serve
+start_serve "${COMPARE_BIN:-$BIN}"
 "$LOADGEN" "$URL" --concurrency "$CONC" --duration "$LOAD_DURATION" --quiet --json > "$DIR/load.json"
 stop_serve
 python3 - "$DIR/load.json" <<'PY'
@@ -98,6 +101,7 @@ if topup and assessed < n:
     ecols = [r[1] for r in db.execute("PRAGMA table_info(events)") if r[1] != "seq"]
     acols = [r[1] for r in db.execute("PRAGMA table_info(assessments)")]
     fresh = {"id", "delivery_key", "content_key"}
+    snapshots = db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'signal_snapshots'").fetchone()
     last = db.execute("SELECT max(seq) FROM events").fetchone()[0]
     t0, copy = time.perf_counter(), 0
     while assessed < n:
@@ -112,6 +116,12 @@ if topup and assessed < n:
             db.execute(f"CREATE TEMP TABLE pick AS {src}")
             db.execute(f"INSERT INTO events ({', '.join(ecols)}) SELECT {esel} FROM events e WHERE e.id IN (SELECT id FROM pick) ORDER BY e.seq")
             db.execute(f"INSERT INTO assessments ({', '.join(acols)}) SELECT {asel} FROM assessments a WHERE a.event_id IN (SELECT id FROM pick)")
+            if snapshots:
+                # The copies' compact snapshots, at the copies' own arrival positions.
+                db.execute(f"INSERT INTO signal_snapshots (event_seq, received_at, at, user_id, signals)"
+                           f" SELECT c.seq, s.received_at, s.at, s.user_id, s.signals FROM pick p"
+                           f" JOIN events o ON o.id = p.id JOIN events c ON c.id = o.id || {tag}"
+                           f" JOIN signal_snapshots s ON s.event_seq = o.seq ORDER BY c.seq")
             db.execute("DROP TABLE pick")
         total, session, assessed = counts()
     print(f"topped up with copies in {time.perf_counter() - t0:.0f} s: {total} events stored, "
@@ -119,6 +129,17 @@ if topup and assessed < n:
 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 print(f"database: {os.path.getsize(os.environ['DB']) / 2**30:.2f} GiB")
 PY
+
+if [ -n "${COMPARE_BIN:-}" ]; then
+  echo "== 2b. the database copied for this build and migrated by it (the other keeps its own)"
+  OLD_URL=$RISKHOOK_DATABASE_URL
+  cp "$DIR/riskhook.db" "$DIR/new.db"
+  export RISKHOOK_DATABASE_URL="sqlite://$DIR/new.db"
+  t0=$(date +%s.%N)
+  "$BIN" migrate
+  t1=$(date +%s.%N)
+  echo "migrate: $(python3 -c "print(f'{$t1 - $t0:.1f}')") s"
+fi
 
 echo "== 3. riskhook policy backtest candidate.toml --json (serve stopped)"
 ( /usr/bin/time -v "$BIN" policy backtest "$DIR/candidate.toml" --json > "$DIR/backtest.json" 2> "$DIR/backtest.time" ) &
@@ -168,9 +189,10 @@ if [ -n "${COMPARE_BIN:-}" ]; then
   echo "== 3b. side by side with $CMP: ${REPS:-3} alternating runs each, wall seconds"
   for rep in $(seq "${REPS:-3}"); do
     for which in new old; do
-      B=$BIN; [ "$which" = old ] && B=$CMP
+      B=$BIN; URL_OF=$RISKHOOK_DATABASE_URL
+      [ "$which" = old ] && B=$CMP && URL_OF=$OLD_URL
       t0=$(date +%s.%N)
-      "$B" policy backtest "$DIR/candidate.toml" --json > "$DIR/cmp-$which.json" 2>/dev/null
+      RISKHOOK_DATABASE_URL=$URL_OF "$B" policy backtest "$DIR/candidate.toml" --json > "$DIR/cmp-$which.json" 2>/dev/null
       t1=$(date +%s.%N)
       echo "$which $(python3 -c "print($t1 - $t0)")" | tee -a "$DIR/cmp.txt"
     done

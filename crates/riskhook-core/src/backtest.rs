@@ -376,6 +376,12 @@ impl Comparison {
 #[derive(Debug)]
 pub struct Backtest<'p> {
     policies: [&'p Policy; 2],
+    /// Each policy's rule ids, in policy order.
+    rule_ids: [Vec<&'p str>; 2],
+    /// The rules each policy fired on the event being replayed (positions, then ids): reused
+    /// from one event to the next.
+    fired: [Vec<usize>; 2],
+    names: [Vec<&'p str>; 2],
     comparison: Comparison,
 }
 
@@ -394,6 +400,9 @@ impl<'p> Backtest<'p> {
             .map(|r| r.id);
         Backtest {
             policies: [current, candidate],
+            rule_ids: [current, candidate].map(|p| p.rule_ids().collect()),
+            fired: [Vec::new(), Vec::new()],
+            names: [Vec::new(), Vec::new()],
             comparison: Comparison::new(
                 PolicyId::of(current),
                 PolicyId::of(candidate),
@@ -403,22 +412,21 @@ impl<'p> Backtest<'p> {
         }
     }
 
-    /// Replays one event under both policies.
+    /// Replays one event under both policies: their decisions as [`Policy::assess`] makes
+    /// them, without building the explanations.
     pub fn replay(&mut self, event: &Replay) {
-        let [current, candidate] = self
-            .policies
-            .map(|policy| policy.assess(event.signals.clone(), event.at));
-        let fired = [&current, &candidate].map(|a| {
-            a.fired
-                .iter()
-                .map(|f| f.rule_id.as_str())
-                .collect::<Vec<_>>()
-        });
+        let mut decisions = [Decision::Approve; 2];
+        for (i, decision) in decisions.iter_mut().enumerate() {
+            *decision = self.policies[i].decide(&event.signals, event.at, &mut self.fired[i]);
+            let ids = &self.rule_ids[i];
+            self.names[i].clear();
+            self.names[i].extend(self.fired[i].iter().map(|&r| ids[r]));
+        }
         self.comparison.record(Decided {
             user_id: event.user_id.as_deref(),
             at: event.at,
-            decisions: [current.decision, candidate.decision],
-            fired: [&fired[0], &fired[1]],
+            decisions,
+            fired: [&self.names[0], &self.names[1]],
         });
     }
 

@@ -1,7 +1,8 @@
 //! The fast evaluation path must agree with the CEL interpreter, byte for byte, on any signals:
 //! the default policy and a policy of tricky conditions (nulls, mixed numeric kinds, NaN,
 //! negation, short-circuits over unchecked signals, `null` in equality, comparisons and logic,
-//! lists, comprehensions).
+//! lists, comprehensions). `Policy::decide`, a backtest's path, must decide what `assess` does
+//! and name the same fired rules; a snapshot read back from its compact form, the same again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -132,6 +133,31 @@ fn signals() -> impl Strategy<Value = Signals> {
     })
 }
 
+/// Rules whose own decision, not their points, sets the outcome.
+const FLOORS: &str = r#"
+name = "floors"
+[thresholds]
+review = 50
+freeze = 90
+[[rules]]
+id = "pep-review"
+when = "aml.pep_hits > 0"
+points = 0
+decision = "review"
+reason = "a PEP is always reviewed"
+[[rules]]
+id = "expired-freeze"
+when = "document.expired"
+points = 5
+decision = "freeze"
+reason = "an expired document freezes"
+[[rules]]
+id = "breached"
+when = "email.breached || phone.voip"
+points = 50
+reason = "points alone"
+"#;
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -142,6 +168,27 @@ proptest! {
             let fast = policy.assess(&s, now).to_json();
             let slow = policy.assess_interpreted(&s, now).to_json();
             prop_assert_eq!(fast, slow);
+        }
+    }
+
+    #[test]
+    fn deciding_alone_agrees_with_assessing_also_from_the_compact_snapshot(
+        s in signals(),
+        now in any::<i64>(),
+    ) {
+        let compact = Signals::from_values_json(&s.values_json()).unwrap();
+        let mut fired = Vec::new();
+        for source in [DEFAULT_POLICY, TRICKY, FLOORS] {
+            let policy = Policy::load(source).unwrap();
+            let assessment = policy.assess(&s, now);
+            let ids: Vec<&str> = policy.rule_ids().collect();
+            let expected: Vec<&str> = assessment.fired.iter().map(|f| f.rule_id.as_str()).collect();
+            for signals in [&s, &compact] {
+                let decision = policy.decide(signals, now, &mut fired);
+                prop_assert_eq!(decision, assessment.decision);
+                let named: Vec<&str> = fired.iter().map(|&i| ids[i]).collect();
+                prop_assert_eq!(&named, &expected);
+            }
         }
     }
 }

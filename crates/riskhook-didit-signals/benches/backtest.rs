@@ -1,9 +1,10 @@
 //! Criterion benchmarks of a policy backtest, per stored session event: the replay through the
-//! policy in force and a candidate (both evaluated, the comparison recorded), and the whole
-//! per-event path the service runs on a stored row: the assessment's JSON parsed into its
-//! `evaluated_at` and signals, the signals validated, then the replay. Inputs are the signals
-//! of the Didit session-event fixtures (`fixtures/didit/status-updated-*.json`,
-//! `data-updated.json`), extracted as at intake, spread over 10,000 users.
+//! policy in force and a candidate (both decided, the comparison recorded), and the whole
+//! per-event path the service runs on a stored row: the compact snapshot (`signal_snapshots`,
+//! `Signals::values_json`) read back into signals, then the replay. For comparison, the read of
+//! the full assessment JSON backtests parsed before that table. Inputs are the signals of the
+//! Didit session-event fixtures (`fixtures/didit/status-updated-*.json`, `data-updated.json`),
+//! extracted as at intake, spread over 10,000 users.
 //!
 //! `cargo bench -p riskhook-didit-signals --bench backtest`
 
@@ -37,7 +38,7 @@ fn candidate() -> Policy {
     Policy::load(&text).unwrap()
 }
 
-/// What the service reads from a stored assessment (`riskhook::backtest::Snapshot`).
+/// What backtests read from a stored assessment before `signal_snapshots`.
 #[derive(Deserialize)]
 struct Snapshot {
     evaluated_at: i64,
@@ -45,8 +46,8 @@ struct Snapshot {
 }
 
 /// Each session-event fixture: its signals as extracted at intake, and the assessment's JSON
-/// as stored.
-fn fixtures(policy: &Policy) -> Vec<(String, Arc<Signals>, i64, String)> {
+/// and the compact snapshot as stored.
+fn fixtures(policy: &Policy) -> Vec<(String, Arc<Signals>, i64, String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/didit");
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -64,7 +65,8 @@ fn fixtures(policy: &Policy) -> Vec<(String, Arc<Signals>, i64, String)> {
             let signals = Arc::new(didit::extract(&event, "evt_bench", true));
             let at = event.timestamp.unwrap_or(1_764_000_000);
             let stored = policy.assess(signals.clone(), at).to_json();
-            (name, signals, at, stored)
+            let compact = signals.values_json();
+            (name, signals, at, stored, compact)
         })
         .collect()
 }
@@ -73,19 +75,29 @@ fn backtest(c: &mut Criterion) {
     let current = Policy::load(DEFAULT_POLICY).unwrap();
     let candidate = candidate();
     let fixtures = fixtures(&current);
-    let sizes: Vec<usize> = fixtures.iter().map(|f| f.3.len()).collect();
-    eprintln!(
-        "{} session fixtures, stored assessment JSON {}..{} bytes (mean {})",
-        fixtures.len(),
-        sizes.iter().min().unwrap(),
-        sizes.iter().max().unwrap(),
-        sizes.iter().sum::<usize>() / sizes.len()
-    );
+    for (what, sizes) in [
+        (
+            "assessment JSON",
+            fixtures.iter().map(|f| f.3.len()).collect::<Vec<_>>(),
+        ),
+        (
+            "compact snapshot",
+            fixtures.iter().map(|f| f.4.len()).collect(),
+        ),
+    ] {
+        eprintln!(
+            "{} session fixtures, stored {what} {}..{} bytes (mean {})",
+            fixtures.len(),
+            sizes.iter().min().unwrap(),
+            sizes.iter().max().unwrap(),
+            sizes.iter().sum::<usize>() / sizes.len()
+        );
+    }
     let users: Vec<String> = (0..USERS).map(|i| format!("bench-user-{i:05}")).collect();
     // The mix: every fixture in turn, each event for the next user.
     let events: Vec<Replay> = (0..USERS)
         .map(|i| {
-            let (_, signals, at, _) = &fixtures[i % fixtures.len()];
+            let (_, signals, at, _, _) = &fixtures[i % fixtures.len()];
             Replay {
                 user_id: Some(users[i].clone()),
                 at: *at,
@@ -108,18 +120,16 @@ fn backtest(c: &mut Criterion) {
         black_box(backtest.finish());
     });
 
-    // (b) What the service does per stored row: parse the stored assessment's JSON, validate
-    // the signals, replay.
-    group.bench_function("stored-json+replay/mix", |b| {
+    // (b) What the service does per stored row: read the compact snapshot back, replay.
+    group.bench_function("snapshot+replay/mix", |b| {
         let mut backtest = Backtest::new(&current, &candidate, HashMap::new());
         let mut i = 0;
         b.iter(|| {
-            let (_, _, _, stored) = &fixtures[i % fixtures.len()];
-            let snapshot: Snapshot = serde_json::from_str(black_box(stored)).unwrap();
-            let signals = snapshot.signals.validate().unwrap();
+            let (_, _, at, _, compact) = &fixtures[i % fixtures.len()];
+            let signals = Signals::from_values_json(black_box(compact)).unwrap();
             backtest.replay(&Replay {
                 user_id: Some(users[i % USERS].clone()),
-                at: snapshot.evaluated_at,
+                at: *at,
                 signals: Arc::new(signals),
             });
             i += 1;
@@ -127,19 +137,28 @@ fn backtest(c: &mut Criterion) {
         black_box(backtest.finish());
     });
 
-    // The parse alone, for the split.
-    group.bench_function("stored-json-parse+validate/mix", |b| {
+    // The reads alone, for the split: the compact snapshot, and the full assessment JSON
+    // backtests parsed before.
+    group.bench_function("snapshot-read/mix", |b| {
         let mut i = 0;
         b.iter(|| {
-            let (_, _, _, stored) = &fixtures[i % fixtures.len()];
+            let (_, _, _, _, compact) = &fixtures[i % fixtures.len()];
+            i += 1;
+            Signals::from_values_json(black_box(compact)).unwrap()
+        });
+    });
+    group.bench_function("assessment-json-parse+validate/mix", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let (_, _, _, stored, _) = &fixtures[i % fixtures.len()];
             let snapshot: Snapshot = serde_json::from_str(black_box(stored)).unwrap();
             i += 1;
-            snapshot.signals.validate().unwrap()
+            (snapshot.evaluated_at, snapshot.signals.validate().unwrap())
         });
     });
 
-    // The largest snapshot alone (the full-feature approval), both ways.
-    let (_, signals, at, stored) = fixtures
+    // The largest snapshot alone (the full-feature approval).
+    let (_, signals, at, _, compact) = fixtures
         .iter()
         .find(|f| f.0 == "status-updated-approved-full.json")
         .unwrap();
@@ -156,15 +175,14 @@ fn backtest(c: &mut Criterion) {
         });
         black_box(backtest.finish());
     });
-    group.bench_function("stored-json+replay/status-updated-approved-full", |b| {
+    group.bench_function("snapshot+replay/status-updated-approved-full", |b| {
         let mut backtest = Backtest::new(&current, &candidate, HashMap::new());
         let mut i = 0;
         b.iter(|| {
-            let snapshot: Snapshot = serde_json::from_str(black_box(stored)).unwrap();
-            let signals = snapshot.signals.validate().unwrap();
+            let signals = Signals::from_values_json(black_box(compact)).unwrap();
             backtest.replay(&Replay {
                 user_id: Some(users[i % USERS].clone()),
-                at: snapshot.evaluated_at,
+                at: *at,
                 signals: Arc::new(signals),
             });
             i += 1;

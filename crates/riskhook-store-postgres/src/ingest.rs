@@ -38,7 +38,7 @@ async fn apply(
     if let Some(user_id) = &event.vendor_data {
         tx.lock_user(user_id).await?;
     }
-    if !insert_event(tx.conn(), event).await? {
+    if !insert_event(tx.conn(), event, assessment).await? {
         let id = existing_event(tx.conn(), event).await?;
         return Ok(IngestOutcome::Duplicate { id });
     }
@@ -66,14 +66,29 @@ async fn apply(
 
 /// Inserts the event unless one with its delivery key or content key exists (committed, or
 /// being committed: the insert then waits for that transaction). Returns whether it did.
-async fn insert_event(conn: &mut PgConnection, event: &EventRecord) -> Result<bool, StoreError> {
+async fn insert_event(
+    conn: &mut PgConnection,
+    event: &EventRecord,
+    assessment: Option<&NewAssessment>,
+) -> Result<bool, StoreError> {
+    // A session event's signal values for backtests go in with it, in the same statement: no
+    // round trip of their own.
+    let at = assessment.map_or(event.event_timestamp.unwrap_or(event.received_at), |a| {
+        a.evaluated_at
+    });
     let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO events (id, provider, received_at, webhook_type, delivery_key, content_key,
-                             subject_id, session_id, status, event_timestamp, vendor_data,
-                             key_id, scheme, body_trusted, raw)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-         ON CONFLICT DO NOTHING
-         RETURNING seq",
+        "WITH stored AS (
+             INSERT INTO events (id, provider, received_at, webhook_type, delivery_key, content_key,
+                                 subject_id, session_id, status, event_timestamp, vendor_data,
+                                 key_id, scheme, body_trusted, raw)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT DO NOTHING
+             RETURNING seq
+         ), snapshot AS (
+             INSERT INTO signal_snapshots (event_seq, received_at, at, user_id, signals)
+             SELECT seq, $3, $16, $11, $17 FROM stored WHERE $8::text IS NOT NULL
+         )
+         SELECT seq FROM stored",
     )
     .bind(event.id.as_str())
     .bind(PROVIDER)
@@ -90,6 +105,8 @@ async fn insert_event(conn: &mut PgConnection, event: &EventRecord) -> Result<bo
     .bind(&event.scheme)
     .bind(event.body_trusted)
     .bind(&event.raw)
+    .bind(at)
+    .bind(assessment.map(|a| a.signals.as_str()))
     .fetch_optional(conn)
     .await
     .map_err(map_err)?;

@@ -124,6 +124,11 @@ fn migrator() -> Migrator {
             "audit entries staged, linked in batches",
             include_str!("../migrations/0006_audit_staging.sql"),
         ),
+        migration(
+            7,
+            "signal snapshots",
+            include_str!("../migrations/0007_signal_snapshots.sql"),
+        ),
     ])
 }
 

@@ -6,8 +6,8 @@ use riskhook_core::review::{ActionKind, ActionStatus, CaseStatus, Outcome};
 use riskhook_store::{
     ActionRecord, ApiKeyRecord, AssessmentRecord, AuditRecord, CaseFilter, CaseRecord,
     DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointRecord, EventId, EventRecord,
-    ReplayFilter, ReplayRecord, Role, SessionRecord, SessionStatus, ShadowRecord, Stage,
-    StoreError, UserRecord, VerdictRecord,
+    ReplayBody, ReplayFilter, ReplayRecord, Role, SessionRecord, SessionStatus, ShadowRecord,
+    Stage, StoreError, UserRecord, VerdictRecord,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row};
@@ -668,13 +668,13 @@ pub(crate) async fn replay_events(
     f: &ReplayFilter,
 ) -> Result<Vec<ReplayRecord>, StoreError> {
     sqlx::query(
-        "SELECT e.seq, e.id, e.vendor_data, e.received_at, e.event_timestamp, e.body_trusted,
-                a.assessment, CASE WHEN a.id IS NULL THEN e.raw END AS raw
-         FROM events e LEFT JOIN assessments a ON a.event_id = e.id
-         WHERE e.seq > $1 AND e.session_id IS NOT NULL
-           AND ($2::bigint IS NULL OR e.received_at >= $2)
-           AND ($3::bigint IS NULL OR e.received_at < $3)
-         ORDER BY e.seq LIMIT $4",
+        "SELECT s.event_seq, s.user_id, s.at, s.signals, e.id, e.body_trusted, e.raw
+         FROM signal_snapshots s
+         LEFT JOIN events e ON s.signals IS NULL AND e.seq = s.event_seq
+         WHERE s.event_seq > $1
+           AND ($2::bigint IS NULL OR s.received_at >= $2)
+           AND ($3::bigint IS NULL OR s.received_at < $3)
+         ORDER BY s.event_seq LIMIT $4",
     )
     .bind(f.after_seq)
     .bind(f.received_since)
@@ -685,15 +685,20 @@ pub(crate) async fn replay_events(
     .map_err(map_err)?
     .iter()
     .map(|row| {
+        let unassessed = match get::<Option<String>>(row, "id")? {
+            Some(event_id) => Some(ReplayBody {
+                event_id,
+                body_trusted: get(row, "body_trusted")?,
+                raw: get(row, "raw")?,
+            }),
+            None => None,
+        };
         Ok(ReplayRecord {
-            seq: get(row, "seq")?,
-            event_id: get(row, "id")?,
-            user_id: get(row, "vendor_data")?,
-            received_at: get(row, "received_at")?,
-            event_timestamp: get(row, "event_timestamp")?,
-            body_trusted: get(row, "body_trusted")?,
-            assessment: get(row, "assessment")?,
-            raw: get(row, "raw")?,
+            seq: get(row, "event_seq")?,
+            user_id: get(row, "user_id")?,
+            at: get(row, "at")?,
+            signals: get(row, "signals")?,
+            unassessed,
         })
     })
     .collect()

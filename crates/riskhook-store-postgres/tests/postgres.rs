@@ -39,6 +39,12 @@ fn main() -> ExitCode {
             a_forged_insert_is_refused_unless_it_extends_the_head_and_then_the_key_finds_it,
         )
         .test(
+            "migration_7_backfills_the_snapshots_intake_writes",
+            Runtime::CurrentThread,
+            postgres,
+            migration_7_backfills_the_snapshots_intake_writes,
+        )
+        .test(
             "staged_audit_entries_are_never_edited_and_leave_only_into_the_chain",
             Runtime::CurrentThread,
             postgres,
@@ -86,7 +92,7 @@ async fn three_instances_opening_at_once_migrate_once_and_store_a_delivery_once(
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![], vec![1, 2, 3, 4, 5, 6]],
+        [vec![], vec![], vec![1, 2, 3, 4, 5, 6, 7]],
         "one instance migrates"
     );
     let stores = [a.0, b.0, c.0];
@@ -287,6 +293,33 @@ async fn staged_audit_entries_are_never_edited_and_leave_only_into_the_chain() {
         .await
         .expect("count");
     assert_eq!(staged, 0, "linked entries leave staging");
+    conn.close().await.expect("close");
+    store.close().await;
+    database.remove().await.expect("drop the test database");
+}
+
+/// Migration 7's backfill derives from each stored assessment the compact snapshot intake
+/// writes now (through jsonb, which gives its own spacing and key order back), and leaves an
+/// unassessed event to its body.
+async fn migration_7_backfills_the_snapshots_intake_writes() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url, 2).await.expect("open");
+    let expected = conformance::store_assessed_session_events(&store).await;
+    assert_eq!(conformance::replayed_snapshots(&store).await, expected);
+    let sql = include_str!("../migrations/0007_signal_snapshots.sql");
+    let backfill = &sql[sql.find("-- The events stored before").expect("backfill")..];
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql("DELETE FROM signal_snapshots")
+        .execute(&mut conn)
+        .await
+        .expect("delete");
+    sqlx::raw_sql(backfill)
+        .execute(&mut conn)
+        .await
+        .expect("backfill");
+    assert_eq!(conformance::replayed_snapshots(&store).await, expected);
     conn.close().await.expect("close");
     store.close().await;
     database.remove().await.expect("drop the test database");

@@ -78,6 +78,7 @@ impl Template {
             policy_hash: assessed.policy.hash.clone(),
             evaluated_at: assessed.evaluated_at,
             json: assessed.to_json(),
+            signals: assessed.signals.values_json(),
             shadows: Vec::new(),
         };
         let session_id = event.session_id.clone().unwrap();

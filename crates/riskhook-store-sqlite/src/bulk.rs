@@ -5,8 +5,9 @@
 //! row is stepped on sqlx's worker thread and handed to the async side with its columns copied
 //! into an owned row, then decoded again. Here a page is stepped and decoded where it is used,
 //! on one thread, into the records the replay needs: a whole backtest ran 1.13x faster
-//! (BENCHMARKS.md, "Policy backtest on 1,000,000 events"); the read itself, two B-tree lookups
-//! and a 3-4 KB row an event, is most of what is left of the store's share.
+//! (BENCHMARKS.md, "Policy backtest on 1,000,000 events"). The pages come from
+//! `signal_snapshots`, read in key order, ~1 KB an event: no event row, body or assessment is
+//! read but for an event stored without an assessment.
 //!
 //! The connection is the backtests' own, so a long replay holds none of the read pool's
 //! connections, which answer API requests meanwhile. Each page is one statement: no read
@@ -15,7 +16,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use riskhook_store::{ReplayFilter, ReplayRecord, StoreError};
+use riskhook_store::{ReplayBody, ReplayFilter, ReplayRecord, StoreError};
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::writer::map_err;
@@ -65,8 +66,8 @@ fn open(path: &PathBuf) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-/// A page of stored session events in arrival order, each with its assessment's JSON when it
-/// was assessed, else its raw body.
+/// A page of stored session events in arrival order: `signal_snapshots` read in key order,
+/// with the event's body only for the few stored without an assessment.
 pub(crate) async fn replay_events(
     reader: &Arc<BulkReader>,
     filter: &ReplayFilter,
@@ -75,25 +76,30 @@ pub(crate) async fn replay_events(
     tokio::task::spawn_blocking(move || {
         reader.with(|c| {
             let mut page = c.prepare_cached(
-                "SELECT e.seq, e.id, e.vendor_data, e.received_at, e.event_timestamp,
-                        e.body_trusted, a.assessment, CASE WHEN a.id IS NULL THEN e.raw END
-                 FROM events e LEFT JOIN assessments a ON a.event_id = e.id
-                 WHERE e.seq > ?1 AND e.session_id IS NOT NULL
-                   AND (?2 IS NULL OR e.received_at >= ?2) AND (?3 IS NULL OR e.received_at < ?3)
-                 ORDER BY e.seq LIMIT ?4",
+                "SELECT s.event_seq, s.user_id, s.at, s.signals, e.id, e.body_trusted, e.raw
+                 FROM signal_snapshots s
+                 LEFT JOIN events e ON s.signals IS NULL AND e.seq = s.event_seq
+                 WHERE s.event_seq > ?1
+                   AND (?2 IS NULL OR s.received_at >= ?2) AND (?3 IS NULL OR s.received_at < ?3)
+                 ORDER BY s.event_seq LIMIT ?4",
             )?;
             let rows = page.query_map(
                 params![f.after_seq, f.received_since, f.received_until, f.limit],
                 |r| {
+                    let unassessed = match r.get::<_, Option<String>>(4)? {
+                        Some(event_id) => Some(ReplayBody {
+                            event_id,
+                            body_trusted: r.get(5)?,
+                            raw: r.get(6)?,
+                        }),
+                        None => None,
+                    };
                     Ok(ReplayRecord {
                         seq: r.get(0)?,
-                        event_id: r.get(1)?,
-                        user_id: r.get(2)?,
-                        received_at: r.get(3)?,
-                        event_timestamp: r.get(4)?,
-                        body_trusted: r.get(5)?,
-                        assessment: r.get(6)?,
-                        raw: r.get(7)?,
+                        user_id: r.get(1)?,
+                        at: r.get(2)?,
+                        signals: r.get(3)?,
+                        unassessed,
                     })
                 },
             )?;

@@ -151,6 +151,11 @@ fn migrations() -> Vec<Migration> {
             "shadow assessments",
             include_str!("../migrations/0009_shadow_assessments.sql"),
         ),
+        migration(
+            10,
+            "signal snapshots",
+            include_str!("../migrations/0010_signal_snapshots.sql"),
+        ),
     ]
 }
 
@@ -951,6 +956,30 @@ mod tests {
             .query_map([], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect())
             .and_then(Iterator::collect)
             .expect("query")
+    }
+
+    /// Migration 10's backfill derives from each stored assessment the compact snapshot intake
+    /// writes now, and leaves an unassessed event to its body.
+    #[tokio::test]
+    async fn migration_10_backfills_the_snapshots_intake_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("snap.db").display());
+        let store = SqliteStore::open(&url).await.expect("open");
+        let expected = riskhook_store::conformance::store_assessed_session_events(&store).await;
+        assert_eq!(
+            riskhook_store::conformance::replayed_snapshots(&store).await,
+            expected
+        );
+        let sql = include_str!("../migrations/0010_signal_snapshots.sql");
+        let backfill = &sql[sql.find("-- The events stored before").expect("backfill")..];
+        let conn = rusqlite::Connection::open(dir.path().join("snap.db")).expect("open");
+        conn.execute("DELETE FROM signal_snapshots", [])
+            .expect("delete");
+        conn.execute_batch(backfill).expect("backfill");
+        assert_eq!(
+            riskhook_store::conformance::replayed_snapshots(&store).await,
+            expected
+        );
     }
 
     /// Migration 5 rebuilds the audit log: an existing chain must come out byte for byte the

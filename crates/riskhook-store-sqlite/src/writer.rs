@@ -238,6 +238,9 @@ fn apply(
             .map_err(map_err)?;
         return Ok(IngestOutcome::Duplicate { id: existing });
     }
+    if event.session_id.is_some() {
+        record_snapshot(conn, conn.last_insert_rowid(), event, assessment)?;
+    }
     if let Some(assessment) = assessment {
         record_assessment(conn, event, assessment)?;
     }
@@ -257,6 +260,34 @@ fn apply(
         id: event.id.to_string(),
         session_advanced,
     })
+}
+
+/// The session event at `seq`'s signal values, for backtests: the assessment's, or none (its
+/// body is replayed instead), at the `now` it was or would be assessed at.
+fn record_snapshot(
+    conn: &Connection,
+    seq: i64,
+    event: &EventRecord,
+    assessment: Option<&NewAssessment>,
+) -> Result<(), StoreError> {
+    let at = assessment.map_or(event.event_timestamp.unwrap_or(event.received_at), |a| {
+        a.evaluated_at
+    });
+    conn.prepare_cached(
+        "INSERT INTO signal_snapshots (event_seq, received_at, at, user_id, signals)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            seq,
+            event.received_at,
+            at,
+            event.vendor_data,
+            assessment.map(|a| a.signals.as_str()),
+        ])
+    })
+    .map_err(map_err)?;
+    Ok(())
 }
 
 fn record_assessment(

@@ -49,8 +49,87 @@ pub fn assessment(n: u32, decision: Decision, score: u8) -> NewAssessment {
         policy_hash: "test-policy".to_owned(),
         evaluated_at: 1_780_000_000 + i64::from(n),
         json: format!("{{\"n\":{n},\"decision\":\"{}\"}}", decision.as_str()),
+        signals: format!("{{\"aml.total_hits\":{n}}}"),
         shadows: Vec::new(),
     }
+}
+
+/// Stores three session events assessed by the default policy, on signals of every kind (a
+/// float without a fraction, a string that needs escaping, lists, none at all), and one
+/// without an assessment. Returns each one's compact snapshot, canonical (`None` for the
+/// unassessed one), in arrival order: what [`replayed_snapshots`] must read back, whether
+/// intake wrote the snapshots or a migration's backfill derived them from the assessments.
+pub async fn store_assessed_session_events(store: &dyn Store) -> Vec<Option<String>> {
+    use riskhook_core::policy::{DEFAULT_POLICY, Policy};
+    use riskhook_core::signals::{SignalValue, Signals};
+
+    let policy = Policy::load(DEFAULT_POLICY).unwrap();
+    let mut every_kind = Signals::new();
+    let values = [
+        ("session.status", SignalValue::String("Approved".into())),
+        ("session.body_trusted", SignalValue::Bool(true)),
+        (
+            "document.nationality",
+            SignalValue::String("E\"S\\P\u{e9}\n".into()),
+        ),
+        ("document.age", SignalValue::Int(17)),
+        ("face.match_score", SignalValue::Float(98.0)),
+        ("liveness.score", SignalValue::Float(61.25)),
+        ("aml.sanctions_hits", SignalValue::Int(1)),
+        (
+            "risk.codes",
+            SignalValue::StringList(vec!["A".into(), "B".into()]),
+        ),
+        ("risk.decline_codes", SignalValue::StringList(Vec::new())),
+    ];
+    for (name, value) in values {
+        every_kind.set(name, value, "evt_x", "decision.somewhere[0]");
+    }
+    let mut few = Signals::new();
+    few.set("email.breached", SignalValue::Bool(false), "evt_y", "p");
+    let mut expected = Vec::new();
+    for (n, signals) in [(31, every_kind), (32, few), (33, Signals::new())] {
+        let user = format!("u-snap-{n}");
+        let assessed = policy.assess(&signals, 1_780_000_500 + i64::from(n));
+        let record = NewAssessment {
+            id: AssessmentId::parse(format!("asm_{n:08}")).unwrap(),
+            score: assessed.score,
+            decision: assessed.decision,
+            policy_hash: assessed.policy.hash.clone(),
+            evaluated_at: assessed.evaluated_at,
+            json: assessed.to_json(),
+            signals: signals.values_json(),
+            shadows: Vec::new(),
+        };
+        let e = event(n, &user, &format!("sess-{user}"), "Approved", 1_780_000_000);
+        store.ingest(e, Some(record)).await.unwrap();
+        expected.push(Some(signals.values_json()));
+    }
+    let e = event(34, "u-snap-34", "sess-u-snap-34", "Approved", 1_780_000_000);
+    store.ingest(e, None).await.unwrap();
+    expected.push(None);
+    expected
+}
+
+/// Every stored session event's compact snapshot as a backtest reads it, canonical.
+pub async fn replayed_snapshots(store: &dyn Store) -> Vec<Option<String>> {
+    let filter = crate::ReplayFilter {
+        limit: 1_000,
+        ..crate::ReplayFilter::default()
+    };
+    store
+        .replay_events(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            r.signals.map(|json| {
+                riskhook_core::signals::Signals::from_values_json(&json)
+                    .unwrap_or_else(|e| panic!("{json}: {e}"))
+                    .values_json()
+            })
+        })
+        .collect()
 }
 
 async fn ingest(store: &dyn Store, n: u32, user: &str, decision: Decision) -> IngestOutcome {
@@ -388,7 +467,7 @@ pub async fn backtests_read_session_events_in_arrival_order(store: &dyn Store) {
     ingest(store, 2, "u-b2", Decision::Approve).await;
     // Stored without an assessment: replayed from its body.
     store
-        .ingest(event(3, "u-b3", "sess-b3", "Approved", 1_780_000_003), None)
+        .ingest(event(3, "u-b3", "sess-b3", "Approved", 1_780_000_100), None)
         .await
         .unwrap();
     // Not a session event: never replayed.
@@ -410,29 +489,29 @@ pub async fn backtests_read_session_events_in_arrival_order(store: &dyn Store) {
         filter.after_seq = last.seq;
         seen.extend(page);
     }
-    let ids: Vec<&str> = seen.iter().map(|r| r.event_id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [
-            "evt_00000001",
-            "evt_00000002",
-            "evt_00000003",
-            "evt_00000005"
-        ]
-    );
+    let users: Vec<&str> = seen.iter().filter_map(|r| r.user_id.as_deref()).collect();
+    assert_eq!(users, ["u-b1", "u-b2", "u-b3", "u-b5"]);
     assert!(
         seen.windows(2).all(|w| w[0].seq < w[1].seq),
         "arrival order"
     );
-    assert_eq!(seen[0].user_id.as_deref(), Some("u-b1"));
+    assert_eq!(seen[0].signals.as_deref(), Some(r#"{"aml.total_hits":1}"#));
+    assert_eq!(seen[0].at, 1_780_000_001, "the assessment's now");
     assert_eq!(
-        seen[0].assessment.as_deref(),
-        Some(r#"{"n":1,"decision":"review"}"#)
+        seen[0].unassessed, None,
+        "no body when the snapshot is there"
     );
-    assert_eq!(seen[0].raw, None, "no body when the snapshot is there");
-    assert_eq!(seen[2].assessment, None);
-    assert_eq!(seen[2].raw.as_deref(), Some(br#"{"n":3}"#.as_slice()));
-    assert!(seen[2].body_trusted);
+    assert_eq!(seen[2].signals, None);
+    assert_eq!(
+        seen[2].unassessed,
+        Some(crate::ReplayBody {
+            event_id: "evt_00000003".to_owned(),
+            body_trusted: true,
+            raw: br#"{"n":3}"#.to_vec(),
+        })
+    );
+    assert_eq!(seen[2].at, 1_780_000_100, "the body's own timestamp");
+    assert_eq!(seen[3].signals.as_deref(), Some(r#"{"aml.total_hits":5}"#));
 
     let window = crate::ReplayFilter {
         received_since: Some(1_780_000_002),
@@ -440,16 +519,16 @@ pub async fn backtests_read_session_events_in_arrival_order(store: &dyn Store) {
         limit: 10,
         ..crate::ReplayFilter::default()
     };
-    let ids: Vec<String> = store
+    let users: Vec<Option<String>> = store
         .replay_events(&window)
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.event_id)
+        .map(|r| r.user_id)
         .collect();
     assert_eq!(
-        ids,
-        ["evt_00000002", "evt_00000003"],
+        users,
+        [Some("u-b2".to_owned()), Some("u-b3".to_owned())],
         "since inclusive, until exclusive"
     );
 

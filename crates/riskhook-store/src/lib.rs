@@ -35,8 +35,8 @@ pub use outbox::{
     UserState, user_updated,
 };
 pub use review::{
-    ActionRecord, CaseFile, CaseFilter, CaseRecord, CommandError, ReplayFilter, ReplayRecord,
-    ReviewOutcome, VerdictRecord, case_file, requester_json, requester_person,
+    ActionRecord, CaseFile, CaseFilter, CaseRecord, CommandError, ReplayBody, ReplayFilter,
+    ReplayRecord, ReviewOutcome, VerdictRecord, case_file, requester_json, requester_person,
 };
 pub use session::{SessionStatus, Stage, TERMINAL_STATUSES};
 pub use workbench::UiSessionRecord;
@@ -147,6 +147,9 @@ pub struct NewAssessment {
     pub evaluated_at: i64,
     /// The whole assessment as canonical JSON (explanation and signal snapshot).
     pub json: String,
+    /// The signal values alone, compact JSON (`Signals::values_json`): what a backtest
+    /// replays, stored in `signal_snapshots` beside the event.
+    pub signals: String,
     /// What each shadow policy decided on the same signals: stored with it, in the same
     /// transaction, and used for nothing but comparison.
     pub shadows: Vec<NewShadowAssessment>,

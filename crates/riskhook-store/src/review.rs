@@ -200,27 +200,32 @@ pub struct ReplayFilter {
     pub limit: u32,
 }
 
-/// A stored session event as a backtest replays it: its assessment's JSON (with the signal
-/// snapshot) when it has one, else its raw body.
+/// A stored session event as a backtest replays it (a row of `signal_snapshots`): the signal
+/// values it was assessed on when it has an assessment, else the event to extract them from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayRecord {
-    /// Arrival position: the cursor of the next page.
+    /// The event's arrival position: the cursor of the next page.
     pub seq: i64,
-    /// Our id (`evt_…`).
-    pub event_id: String,
     /// The user it names (`vendor_data`).
     pub user_id: Option<String>,
-    /// When it was received (Unix seconds).
-    pub received_at: i64,
-    /// The body's own timestamp.
-    pub event_timestamp: Option<i64>,
+    /// The `now` it was assessed at; for an event stored without an assessment, its own
+    /// timestamp, else when it was received (what intake would assess it at).
+    pub at: i64,
+    /// The signal values, compact JSON (`Signals::values_json`), when it was assessed.
+    pub signals: Option<String>,
+    /// The event itself, only when it has no assessment.
+    pub unassessed: Option<ReplayBody>,
+}
+
+/// A stored session event without an assessment, to extract its signals from again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayBody {
+    /// Our id (`evt_…`).
+    pub event_id: String,
     /// Whether the body was authenticated (not only the Simple signature).
     pub body_trusted: bool,
-    /// The stored assessment, canonical JSON (its `signals` and `evaluated_at` are the
-    /// snapshot), when the event was assessed.
-    pub assessment: Option<String>,
-    /// The raw body, only when there is no assessment.
-    pub raw: Option<Vec<u8>>,
+    /// The raw body.
+    pub raw: Vec<u8>,
 }
 
 /// A person's verdict on a user: a resolved case.

@@ -48,36 +48,27 @@ pub(crate) struct Outcome {
     pub seconds: f64,
 }
 
-/// The part of a stored assessment a replay needs.
-#[derive(Deserialize)]
-struct Snapshot {
-    evaluated_at: i64,
-    signals: Signals,
-}
-
-/// One stored event as the engine replays it, or `None` when it cannot be read.
+/// One stored event as the engine replays it, and whether from its snapshot, or `None` when
+/// it cannot be read.
 fn replay_of(record: ReplayRecord) -> Option<(Replay, bool)> {
-    if let Some(json) = record.assessment {
-        let snapshot: Snapshot = serde_json::from_str(&json).ok()?;
-        let signals = snapshot.signals.validate().ok()?;
-        return Some((
-            Replay {
-                user_id: record.user_id,
-                at: snapshot.evaluated_at,
-                signals: Arc::new(signals),
-            },
-            true,
-        ));
-    }
-    let event = DiditEvent::from_slice(&record.raw?).ok()?;
-    let signals = didit::extract(&event, &record.event_id, record.body_trusted);
+    let (signals, snapshot) = match (record.signals, record.unassessed) {
+        (Some(values), _) => (Signals::from_values_json(&values).ok()?, true),
+        (None, Some(body)) => {
+            let event = DiditEvent::from_slice(&body.raw).ok()?;
+            (
+                didit::extract(&event, &body.event_id, body.body_trusted),
+                false,
+            )
+        }
+        (None, None) => return None,
+    };
     Some((
         Replay {
             user_id: record.user_id,
-            at: record.event_timestamp.unwrap_or(record.received_at),
+            at: record.at,
             signals: Arc::new(signals),
         },
-        false,
+        snapshot,
     ))
 }
 

@@ -121,6 +121,7 @@ pub async fn ingest(
         policy_hash: a.policy.hash.clone(),
         evaluated_at: a.evaluated_at,
         json: a.to_json(),
+        signals: a.signals.values_json(),
         shadows: shadow_assessments(a, shadows),
     });
     let disagreements: Vec<(String, &'static str, &'static str)> = record

@@ -185,7 +185,7 @@ fn migrate_creates_the_database_once() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: [1, 2, 3, 4, 5, 6, 7, 8, 9]"
+        "applied migrations: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"
     );
     let second = riskhook()
         .args(["migrate", "--database-url", &url])
