@@ -667,41 +667,64 @@ pub(crate) async fn replay_events(
     conn: &mut PgConnection,
     f: &ReplayFilter,
 ) -> Result<Vec<ReplayRecord>, StoreError> {
-    sqlx::query(
-        "SELECT s.event_seq, s.user_id, s.at, s.signals, e.id, e.body_trusted, e.raw
-         FROM signal_snapshots s
-         LEFT JOIN events e ON s.signals IS NULL AND e.seq = s.event_seq
-         WHERE s.event_seq > $1
-           AND ($2::bigint IS NULL OR s.received_at >= $2)
-           AND ($3::bigint IS NULL OR s.received_at < $3)
-         ORDER BY s.event_seq LIMIT $4",
+    let mut records = sqlx::query(
+        "SELECT event_seq, user_id, at, signals FROM signal_snapshots
+         WHERE event_seq > $1
+           AND ($2::bigint IS NULL OR received_at >= $2)
+           AND ($3::bigint IS NULL OR received_at < $3)
+         ORDER BY event_seq LIMIT $4",
     )
     .bind(f.after_seq)
     .bind(f.received_since)
     .bind(f.received_until)
     .bind(limit(f.limit))
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?
     .iter()
     .map(|row| {
-        let unassessed = match get::<Option<String>>(row, "id")? {
-            Some(event_id) => Some(ReplayBody {
-                event_id,
-                body_trusted: get(row, "body_trusted")?,
-                raw: get(row, "raw")?,
-            }),
-            None => None,
-        };
         Ok(ReplayRecord {
             seq: get(row, "event_seq")?,
             user_id: get(row, "user_id")?,
             at: get(row, "at")?,
             signals: get(row, "signals")?,
-            unassessed,
+            unassessed: None,
         })
     })
-    .collect()
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    // The few bodies in one query of their own, not a join that could read every event.
+    let unassessed: Vec<i64> = records
+        .iter()
+        .filter(|r| r.signals.is_none())
+        .map(|r| r.seq)
+        .collect();
+    if unassessed.is_empty() {
+        return Ok(records);
+    }
+    let mut bodies: std::collections::HashMap<i64, ReplayBody> =
+        sqlx::query("SELECT seq, id, body_trusted, raw FROM events WHERE seq = ANY($1)")
+            .bind(&unassessed)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| {
+                Ok((
+                    get(row, "seq")?,
+                    ReplayBody {
+                        event_id: get(row, "id")?,
+                        body_trusted: get(row, "body_trusted")?,
+                        raw: get(row, "raw")?,
+                    },
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+    for record in &mut records {
+        if record.signals.is_none() {
+            record.unassessed = bodies.remove(&record.seq);
+        }
+    }
+    Ok(records)
 }
 
 pub(crate) async fn verdicts(conn: &mut PgConnection) -> Result<Vec<VerdictRecord>, StoreError> {

@@ -75,35 +75,41 @@ pub(crate) async fn replay_events(
     let (reader, f) = (reader.clone(), filter.clone());
     tokio::task::spawn_blocking(move || {
         reader.with(|c| {
+            // The bodies by a statement of their own, not a join: SQLite would seek each
+            // event's row (a page of the large `events` table an event) before testing whether
+            // the snapshot is there.
             let mut page = c.prepare_cached(
-                "SELECT s.event_seq, s.user_id, s.at, s.signals, e.id, e.body_trusted, e.raw
-                 FROM signal_snapshots s
-                 LEFT JOIN events e ON s.signals IS NULL AND e.seq = s.event_seq
-                 WHERE s.event_seq > ?1
-                   AND (?2 IS NULL OR s.received_at >= ?2) AND (?3 IS NULL OR s.received_at < ?3)
-                 ORDER BY s.event_seq LIMIT ?4",
+                "SELECT event_seq, user_id, at, signals FROM signal_snapshots
+                 WHERE event_seq > ?1
+                   AND (?2 IS NULL OR received_at >= ?2) AND (?3 IS NULL OR received_at < ?3)
+                 ORDER BY event_seq LIMIT ?4",
             )?;
-            let rows = page.query_map(
-                params![f.after_seq, f.received_since, f.received_until, f.limit],
-                |r| {
-                    let unassessed = match r.get::<_, Option<String>>(4)? {
-                        Some(event_id) => Some(ReplayBody {
-                            event_id,
-                            body_trusted: r.get(5)?,
-                            raw: r.get(6)?,
-                        }),
-                        None => None,
-                    };
-                    Ok(ReplayRecord {
-                        seq: r.get(0)?,
-                        user_id: r.get(1)?,
-                        at: r.get(2)?,
-                        signals: r.get(3)?,
-                        unassessed,
+            let mut records = page
+                .query_map(
+                    params![f.after_seq, f.received_since, f.received_until, f.limit],
+                    |r| {
+                        Ok(ReplayRecord {
+                            seq: r.get(0)?,
+                            user_id: r.get(1)?,
+                            at: r.get(2)?,
+                            signals: r.get(3)?,
+                            unassessed: None,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut body =
+                c.prepare_cached("SELECT id, body_trusted, raw FROM events WHERE seq = ?1")?;
+            for record in records.iter_mut().filter(|r| r.signals.is_none()) {
+                record.unassessed = Some(body.query_row([record.seq], |r| {
+                    Ok(ReplayBody {
+                        event_id: r.get(0)?,
+                        body_trusted: r.get(1)?,
+                        raw: r.get(2)?,
                     })
-                },
-            )?;
-            rows.collect()
+                })?);
+            }
+            Ok(records)
         })
     })
     .await
