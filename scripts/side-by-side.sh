@@ -17,7 +17,10 @@
 # run, divided by the requests completed): of the riskhook processes, of all `postgres` server
 # processes (plus the CPU of the backends that exited meanwhile, which the postmaster's cutime
 # holds), of the proxy, and of wrk; and how busy the host's cores were. ("server" is riskhook, or
-# rust_ref for ref.) At the end: the medians,
+# rust_ref for ref.) And the bytes written per delivery: for sqlite, what riskhook had written
+# to disk (/proc/PID/io write_bytes: the WAL and the checkpoints' copies into the database); for
+# the pg runs, PostgreSQL's WAL (pg_current_wal_lsn before and after; full-page images after a
+# checkpoint included), each also as a multiple of the mean body. At the end: the medians,
 # the ratios sqlite/ref, pg1/sqlite, pg3/pg1, pg3-delay/pg1-delay, and each median p99 (for pg3,
 # the worst of the three wrk processes' p99).
 #
@@ -100,6 +103,11 @@ ticks() {
   echo "$t"
 }
 pg_pids() { pgrep -x 'postgres|postmaster'; }  # one pgrep: no process counted twice
+# bytes the processes had storage write for them (/proc/PID/io write_bytes): for riskhook on
+# SQLite, its WAL and the checkpoints' copies into the database
+io_bytes() { local t=0 p b; for p in "$@"; do b=$(awk '/^write_bytes/ {print $2}' "/proc/$p/io" 2>/dev/null) || b=0; t=$((t + ${b:-0})); done; echo "$t"; }
+# PostgreSQL's WAL position, bytes: the WAL written between two readings
+wal_lsn() { psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_ADMIN_DB" -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"; }
 host_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }  # busy total
 HZ=$(getconf CLK_TCK); NCPU=$(nproc)
 
@@ -187,7 +195,7 @@ start_proxy() { # sets PX_PID, PX_PORT
   cat "$W/proxy.log"; fail "delay-proxy did not start"
 }
 
-declare -A R P99 CPU_RH CPU_PG CPU_PX
+declare -A R P99 CPU_RH CPU_PG CPU_PX KB
 # One measured run. NAME; SERVER_PIDS (space-separated; "" for none); PROXY_PID ("" for none);
 # LOGS; then triples url file path, one wrk process each, all at the same time.
 measure() {
@@ -196,10 +204,14 @@ measure() {
   WRK_PIDS=()
   read -r busy0 tot0 < <(host_busy)
   rh0=$(ticks $spids); pg0=$(ticks $(pg_pids)); px0=$(ticks $ppid)
+  local io0 io1 wal0=0 wal1=0; io0=$(io_bytes $spids)
+  case $name in pg*) wal0=$(wal_lsn) ;; esac
   while [ $# -gt 0 ]; do i=$((i + 1)); wrk_bg "$1" "$2" "$3" "$W/wrk$i.out"; shift 3; done
   wait "${WRK_PIDS[@]}"; WRK_PIDS=()
   local rh1 pg1 px1; rh1=$(ticks $spids); pg1=$(ticks $(pg_pids)); px1=$(ticks $ppid)
   read -r busy1 tot1 < <(host_busy)
+  io1=$(io_bytes $spids)
+  case $name in pg*) wal1=$(wal_lsn) ;; esac
   local rps=0 p99=0 bad=0 reqs=0 errs=0 cyc=no wcpu=0 k
   for k in $(seq "$i"); do
     read -r r p b n e c < <(parse_wrk "$W/wrk$k.out")
@@ -211,21 +223,28 @@ measure() {
   R[$name]+="$rps "; P99[$name]+="$p99 "
   local line
   line=$(python3 - "$name" "$rps" "$p99" "$reqs" "$HZ" "$((rh1 - rh0))" "$((pg1 - pg0))" "$((px1 - px0))" \
-      "$wcpu" "$((busy1 - busy0))" "$((tot1 - tot0))" "$NCPU" "$spids" "$ppid" 2>"$W/cpu" <<'PY'
+      "$wcpu" "$((busy1 - busy0))" "$((tot1 - tot0))" "$NCPU" "$spids" "$ppid" \
+      "$((io1 - io0))" "$((wal1 - wal0))" 2>"$W/cpu" <<'PY'
 import sys
-name, rps, p99, reqs, hz, rh, pg, px, wcpu, busy, tot, ncpu, spids, ppid = sys.argv[1:]
+name, rps, p99, reqs, hz, rh, pg, px, wcpu, busy, tot, ncpu, spids, ppid, io, wal = sys.argv[1:]
 reqs = max(int(reqs), 1); hz = int(hz)
 us = lambda ticks: float(ticks) / hz * 1e6 / reqs
 s = f"{name:<9}: {int(rps):>6}/s p99 {float(p99):7.2f} ms | us CPU/delivery: server {us(rh):4.0f}"
 s += f" postgres {us(pg):4.0f}" if name.startswith("pg") else ""
 s += f" proxy {us(px):4.0f}" if ppid else ""
 s += f" wrk {float(wcpu) * 1e6 / reqs:3.0f} | host busy {100 * int(busy) / max(int(tot), 1):3.0f}% of {ncpu} cores"
+kb = lambda b: int(b) / 1024 / reqs
+written = kb(wal) if name.startswith("pg") else kb(io)
+if name.startswith("pg"):
+    s += f" | KB/delivery: postgres WAL {written:5.1f}"
+elif name == "sqlite":
+    s += f" | KB/delivery: written to disk {written:5.1f}"
 print(s)
-print(f"{us(rh):.0f} {us(pg):.0f} {us(px):.0f}", file=sys.stderr)
+print(f"{us(rh):.0f} {us(pg):.0f} {us(px):.0f} {written:.1f}", file=sys.stderr)
 PY
   )
   echo "rep $REP $line"
-  read -r k p c <"$W/cpu"; CPU_RH[$name]+="$k "; CPU_PG[$name]+="$p "; CPU_PX[$name]+="$c "
+  read -r k p c w <"$W/cpu"; CPU_RH[$name]+="$k "; CPU_PG[$name]+="$p "; CPU_PX[$name]+="$c "; KB[$name]+="$w "
   [ "$cyc" = no ] || echo "  WARNING: $name used up its $N distinct deliveries and replayed some (cycled=$cyc): raise N"
   if [ "$bad" != 0 ] || [ "$errs" != 0 ]; then
     echo "$name: $bad non-2xx answers, $errs socket errors"
@@ -278,11 +297,13 @@ for REP in $(seq "$REPS"); do
   fi
 done
 
+# the mean body, to read the bytes written per delivery against (the body is the TSV's third field)
+BODY_KB=$(awk -F'\t' '{ n++; b += length($3) } END { printf "%.2f", b / n / 1024 }' "$W/body1.tsv")
 med() { printf '%s\n' $1 | sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 echo "== medians over $REPS rep(s)"
 ARGS=()
 for name in "${SEQ[@]}"; do
-  ARGS+=("$name=$(med "${R[$name]}"),$(med "${P99[$name]}"),$(med "${CPU_RH[$name]}"),$(med "${CPU_PG[$name]}"),$(med "${CPU_PX[$name]}")")
+  ARGS+=("$name=$(med "${R[$name]}"),$(med "${P99[$name]}"),$(med "${CPU_RH[$name]}"),$(med "${CPU_PG[$name]}"),$(med "${CPU_PX[$name]}"),$(med "${KB[$name]}")")
 done
 python3 - "${ARGS[@]}" <<PY
 import sys
@@ -290,10 +311,16 @@ m = {}
 for a in sys.argv[1:]:
     k, v = a.split("=")
     m[k] = list(map(float, v.split(",")))
-for k, (rps, p99, rh, pg, px) in m.items():
+body_kb = float("${BODY_KB}")
+for k, (rps, p99, rh, pg, px, kb) in m.items():
     cpu = f"server {rh:.0f}" + (f", postgres {pg:.0f}" if k.startswith("pg") else "")
     cpu += f", proxy {px:.0f}" if k.endswith("-delay") else ""
-    print(f"{k:<9}: {rps:>6.0f}/s  p99 {p99:7.2f} ms  us CPU/delivery: {cpu}")
+    written = ""
+    if k.startswith("pg"):
+        written = f"  postgres WAL {kb:.1f} KB/delivery ({kb / body_kb:.1f}x the body)"
+    elif k == "sqlite":
+        written = f"  written to disk {kb:.1f} KB/delivery ({kb / body_kb:.1f}x the body)"
+    print(f"{k:<9}: {rps:>6.0f}/s  p99 {p99:7.2f} ms  us CPU/delivery: {cpu}{written}")
 thresholds = {"sqlite/ref": "${MIN_SQLITE_REF:-}", "pg1/sqlite": "${MIN_PG1_SQLITE:-}",
               "pg3/pg1": "${MIN_PG3_PG1:-}", "pg3-delay/pg1-delay": "${MIN_PG3_DELAY:-}"}
 ok = True
