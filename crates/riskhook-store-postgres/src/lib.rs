@@ -269,15 +269,18 @@ async fn migrate_on(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
     effects::session_lock(conn, effects::MIGRATE_LOCK).await?;
     let before = applied_versions(conn).await?;
     let migrator = migrator();
-    migrator
-        .run(&mut *conn)
-        .await
-        .map_err(|e| StoreError::Other(Box::new(e)))?;
-    Ok(migrator
+    let pending = migrator
         .iter()
         .map(|m| m.version)
         .filter(|v| !before.contains(v))
-        .collect())
+        .collect();
+    riskhook_store::apply_migrations(pending, std::time::Instant::now, async {
+        migrator
+            .run(&mut *conn)
+            .await
+            .map_err(|e| StoreError::Other(Box::new(e)))
+    })
+    .await
 }
 
 async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {

@@ -259,15 +259,18 @@ impl SqliteStore {
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         let migrator = migrator();
         let before: Vec<i64> = self.applied_versions().await.unwrap_or_default();
-        migrator
-            .run(&self.admin)
-            .await
-            .map_err(|e| StoreError::Other(Box::new(e)))?;
-        Ok(migrator
+        let pending = migrator
             .iter()
             .map(|m| m.version)
             .filter(|v| !before.contains(v))
-            .collect())
+            .collect();
+        riskhook_store::apply_migrations(pending, std::time::Instant::now, async {
+            migrator
+                .run(&self.admin)
+                .await
+                .map_err(|e| StoreError::Other(Box::new(e)))
+        })
+        .await
     }
 
     async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {

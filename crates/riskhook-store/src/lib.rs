@@ -41,6 +41,31 @@ pub use review::{
 pub use session::{SessionStatus, Stage, TERMINAL_STATUSES};
 pub use workbench::UiSessionRecord;
 
+/// Applies a backend's pending migrations (`pending`: their versions, in order) by awaiting
+/// `apply`, said in the log before and after with the time it took: on a large database a
+/// migration that fills a table from the stored rows takes minutes (`signal_snapshots`: ~90 s
+/// per million events), and `serve` runs them before it listens. `clock` times it (passed in:
+/// this crate reads no clock). Returns `pending`.
+pub async fn apply_migrations(
+    pending: Vec<i64>,
+    clock: impl Fn() -> std::time::Instant,
+    apply: impl std::future::Future<Output = Result<(), StoreError>>,
+) -> Result<Vec<i64>, StoreError> {
+    if !pending.is_empty() {
+        tracing::info!(versions = ?pending, "applying database migrations: on a large database this can take minutes");
+    }
+    let started = clock();
+    apply.await?;
+    if !pending.is_empty() {
+        tracing::info!(
+            versions = ?pending,
+            seconds = clock().duration_since(started).as_secs_f64(),
+            "database migrations applied"
+        );
+    }
+    Ok(pending)
+}
+
 /// A Didit delivery that passed verification: what [`Store::ingest`] stores and what the read
 /// methods return.
 #[derive(Clone, PartialEq, Eq)]

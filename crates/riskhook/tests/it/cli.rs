@@ -270,6 +270,16 @@ async fn serve_runs_as_a_process_and_stops_cleanly_on_sigterm() {
     }
     let log = served.log.join("\n");
     assert!(log.contains("\"stopped\""), "{log}");
+    // A first start applies every migration, and says which before and what they took after.
+    assert!(log.contains("\"applying database migrations"), "{log}");
+    let applied = log
+        .lines()
+        .find(|l| l.contains("\"database migrations applied\""))
+        .unwrap_or_else(|| panic!("no migrations logged: {log}"));
+    assert!(
+        applied.contains("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]") && applied.contains("\"seconds\""),
+        "{applied}"
+    );
     assert!(
         log.contains("request_id"),
         "every request line carries its id: {log}"

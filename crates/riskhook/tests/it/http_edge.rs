@@ -349,7 +349,9 @@ async fn a_flood_of_refusals_logs_a_bounded_number_of_lines_and_counts_every_one
         )),
         "{text}"
     );
-    assert!(text.lines().count() <= refusals + 1, "{text}");
+    // Nothing else but the summary (and, from opening the fresh database, its migrations).
+    let lines = text.lines().filter(|l| !l.contains("database migrations"));
+    assert!(lines.count() <= refusals + 1, "{text}");
     // A client's request id cannot add a field to a line.
     assert!(!text.contains("request_id=forged"), "{text}");
     assert!(text.contains("request_id=plain-id"), "{text}");
