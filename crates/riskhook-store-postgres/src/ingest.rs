@@ -73,9 +73,6 @@ async fn insert_event(
 ) -> Result<bool, StoreError> {
     // A session event's signal values for backtests go in with it, in the same statement: no
     // round trip of their own.
-    let at = assessment.map_or(event.event_timestamp.unwrap_or(event.received_at), |a| {
-        a.evaluated_at
-    });
     let inserted: Option<i64> = sqlx::query_scalar(
         "WITH stored AS (
              INSERT INTO events (id, provider, received_at, webhook_type, delivery_key, content_key,
@@ -105,7 +102,7 @@ async fn insert_event(
     .bind(&event.scheme)
     .bind(event.body_trusted)
     .bind(&event.raw)
-    .bind(at)
+    .bind(event.replay_at(assessment))
     .bind(assessment.map(|a| a.signals.as_str()))
     .fetch_optional(conn)
     .await

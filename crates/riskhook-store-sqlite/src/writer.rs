@@ -270,9 +270,6 @@ fn record_snapshot(
     event: &EventRecord,
     assessment: Option<&NewAssessment>,
 ) -> Result<(), StoreError> {
-    let at = assessment.map_or(event.event_timestamp.unwrap_or(event.received_at), |a| {
-        a.evaluated_at
-    });
     conn.prepare_cached(
         "INSERT INTO signal_snapshots (event_seq, received_at, at, user_id, signals)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -281,7 +278,7 @@ fn record_snapshot(
         s.execute(params![
             seq,
             event.received_at,
-            at,
+            event.replay_at(assessment),
             event.vendor_data,
             assessment.map(|a| a.signals.as_str()),
         ])

@@ -105,6 +105,17 @@ pub struct EventRecord {
     pub raw: Vec<u8>,
 }
 
+impl EventRecord {
+    /// The `now` a replay of this event uses, stored with its signal snapshot: its
+    /// assessment's, or for an event stored without one, what intake would assess it at (its
+    /// own timestamp, else when it was received).
+    pub fn replay_at(&self, assessment: Option<&NewAssessment>) -> i64 {
+        assessment.map_or(self.event_timestamp.unwrap_or(self.received_at), |a| {
+            a.evaluated_at
+        })
+    }
+}
+
 impl fmt::Debug for EventRecord {
     // The raw body holds personal data (names, documents): never dump it into a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
