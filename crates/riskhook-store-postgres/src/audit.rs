@@ -36,6 +36,72 @@ use crate::map_err;
 /// deleted in three statements.
 const BATCH: i64 = 1_000;
 
+/// Audit entries ready to stage, as the columns `riskhook_stage_audit` takes (migration 8):
+/// each with a new id and its seal.
+pub(crate) struct Staged {
+    pub(crate) ids: Vec<String>,
+    at: Vec<i64>,
+    actor: Vec<String>,
+    action: Vec<String>,
+    subject: Vec<String>,
+    reason: Vec<Option<String>>,
+    before: Vec<Option<String>>,
+    after: Vec<Option<String>>,
+    keyed: bool,
+    seals: Vec<String>,
+}
+
+impl Staged {
+    pub(crate) fn new(entries: Vec<NewAuditEntry>, key: Option<&AuditKey>) -> Self {
+        let ids: Vec<String> = entries.iter().map(|_| new_id("aud")).collect();
+        let seals = entries
+            .iter()
+            .zip(&ids)
+            .map(|(entry, id)| entry.seal(id, key))
+            .collect();
+        let mut staged = Self {
+            ids,
+            at: Vec::with_capacity(entries.len()),
+            actor: Vec::with_capacity(entries.len()),
+            action: Vec::with_capacity(entries.len()),
+            subject: Vec::with_capacity(entries.len()),
+            reason: Vec::with_capacity(entries.len()),
+            before: Vec::with_capacity(entries.len()),
+            after: Vec::with_capacity(entries.len()),
+            keyed: key.is_some(),
+            seals,
+        };
+        for entry in entries {
+            staged.at.push(entry.at);
+            staged.actor.push(entry.actor);
+            staged.action.push(entry.action);
+            staged.subject.push(entry.subject);
+            staged.reason.push(entry.reason);
+            staged.before.push(entry.before);
+            staged.after.push(entry.after);
+        }
+        staged
+    }
+
+    /// Binds the ten arguments of `riskhook_stage_audit`, in its order, to `query`.
+    pub(crate) fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.ids)
+            .bind(&self.at)
+            .bind(&self.actor)
+            .bind(&self.action)
+            .bind(&self.subject)
+            .bind(&self.reason)
+            .bind(&self.before)
+            .bind(&self.after)
+            .bind(self.keyed)
+            .bind(&self.seals)
+    }
+}
+
+/// A statement with its arguments being bound.
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 /// Stages `entries`, in order, in the caller's transaction. Returns their ids.
 pub(crate) async fn stage(
     conn: &mut PgConnection,
@@ -45,40 +111,15 @@ pub(crate) async fn stage(
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = entries.iter().map(|_| new_id("aud")).collect();
-    let seals: Vec<String> = entries
-        .iter()
-        .zip(&ids)
-        .map(|(entry, id)| entry.seal(id, key))
-        .collect();
-    let column = |f: fn(&NewAuditEntry) -> &str| entries.iter().map(f).collect::<Vec<&str>>();
-    let optional = |f: fn(&NewAuditEntry) -> Option<&str>| {
-        entries.iter().map(f).collect::<Vec<Option<&str>>>()
-    };
-    sqlx::query(
-        "INSERT INTO audit_staged (id, at, actor, action, subject, reason, before, after, keyed,
-                                   seal)
-         SELECT id, at, actor, action, subject, reason, before, after, $9, seal
-         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $10::text[])
-              WITH ORDINALITY AS e (id, at, actor, action, subject, reason, before, after, seal, n)
-         -- In the transaction's order: the identity column is the staging order.
-         ORDER BY n",
-    )
-    .bind(&ids)
-    .bind(entries.iter().map(|e| e.at).collect::<Vec<i64>>())
-    .bind(column(|e| &e.actor))
-    .bind(column(|e| &e.action))
-    .bind(column(|e| &e.subject))
-    .bind(optional(|e| e.reason.as_deref()))
-    .bind(optional(|e| e.before.as_deref()))
-    .bind(optional(|e| e.after.as_deref()))
-    .bind(key.is_some())
-    .bind(&seals)
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    Ok(ids)
+    let staged = Staged::new(entries, key);
+    staged
+        .bind(sqlx::query(
+            "SELECT riskhook_stage_audit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        ))
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(staged.ids)
 }
 
 /// Whether [`link`] waits for a linker already at work.

@@ -1,7 +1,7 @@
 //! The transaction every write runs in ([`Tx`]) with its locks, and the effects shared by
-//! ingest and by people's commands inside it: appending to the audit chain, gathering evidence
-//! into review cases, recomputing a user's profile and status, and writing the outbox when
-//! that changes.
+//! ingest and by people's commands inside it: appending to the audit chain, recomputing a
+//! user's profile and status, and writing the outbox when that changes (the SQL of the last
+//! two is server-side, migration 8, so ingest runs it in the same call as its other writes).
 //!
 //! Lock order, the same in every transaction, so no two can wait for each other in a cycle:
 //! first the user's advisory lock (at most one user per transaction), then row locks. Audit
@@ -12,11 +12,12 @@ use riskhook_core::assessment::{Decision, UserStatus};
 use std::sync::{Arc, OnceLock};
 
 use riskhook_core::audit::AuditKey;
-use riskhook_store::rulebook::{self, Cause, Evidence, UserFacts, UserRow};
+use riskhook_store::rulebook::{self, Cause, UserFacts, UserPlan, UserRow};
 use riskhook_store::{NewAuditEntry, StoreError, UserState};
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
+use crate::audit::PgQuery;
 use crate::{map_err, parse_decision, parse_status, score};
 
 /// The first key of riskhook's two-key advisory locks (`"risk"`). PostgreSQL keeps two-key
@@ -97,6 +98,11 @@ impl Tx {
         Ok(())
     }
 
+    /// The store's audit key, if set: staged entries are sealed under it.
+    pub(crate) fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.get()
+    }
+
     /// Queues an entry for the audit chain: appended, in queue order, when the transaction
     /// commits.
     pub(crate) fn audit(&mut self, entry: NewAuditEntry) {
@@ -149,50 +155,98 @@ pub(crate) fn decision_rank(decision: Decision) -> i32 {
     }
 }
 
-/// Adds an assessment to its user's unresolved case, opening one if there is none
-/// ([`rulebook::plan_evidence`]). Returns the case id. The caller holds the user's lock.
-pub(crate) async fn gather_evidence(
-    tx: &mut Tx,
-    user_id: &str,
-    assessment_id: &str,
-    decision: Decision,
-    now: i64,
-) -> Result<String, StoreError> {
-    let open = crate::commands::open_case(tx.conn(), user_id).await?;
-    let evidence = rulebook::plan_evidence(user_id, open, decision, new_id("case"), now);
-    let query = match &evidence {
-        Evidence::Open {
-            case_id, decision, ..
-        } => sqlx::query(
-            "INSERT INTO cases (id, user_id, status, decision, decision_rank, opened_at,
-                                updated_at)
-             VALUES ($1, $2, 'open', $3, $4, $5, $5)",
-        )
-        .bind(case_id)
-        .bind(user_id)
-        .bind(decision.as_str())
-        .bind(decision_rank(*decision))
-        .bind(now),
-        Evidence::Join { case_id, decision } => sqlx::query(
-            "UPDATE cases SET decision = $2, decision_rank = $3, updated_at = $4 WHERE id = $1",
-        )
-        .bind(case_id)
-        .bind(decision.as_str())
-        .bind(decision_rank(*decision))
-        .bind(now),
+/// A user's facts as `riskhook_user_facts` (migration 8) returns them, also as the tail of
+/// `riskhook_ingest`'s row: the facts their recomputation follows from, and their unresolved
+/// case (its id and decision), if any.
+pub(crate) fn user_facts(
+    row: &PgRow,
+) -> Result<(UserFacts, Option<(String, Decision)>), StoreError> {
+    let get_decision = |column: &str| -> Result<Option<Decision>, StoreError> {
+        let text: Option<&str> = row.try_get(column).map_err(map_err)?;
+        text.map(parse_decision).transpose()
     };
-    query.execute(tx.conn()).await.map_err(map_err)?;
-    sqlx::query("UPDATE assessments SET case_id = $1 WHERE id = $2")
-        .bind(evidence.case_id())
-        .bind(assessment_id)
-        .execute(tx.conn())
+    let found: Option<bool> = row.try_get("user_found").map_err(map_err)?;
+    let user = if found == Some(true) {
+        let verdict: Option<&str> = row.try_get("user_verdict").map_err(map_err)?;
+        Some(UserRow {
+            state: UserState {
+                status: parse_status(row.try_get("user_status").map_err(map_err)?)?,
+                decision: get_decision("user_decision")?
+                    .ok_or_else(|| StoreError::Corrupt("a user without a decision".into()))?,
+                score: score(row.try_get("user_score").map_err(map_err)?)?,
+                assessment_id: row.try_get("user_assessment").map_err(map_err)?,
+            },
+            verdict: verdict.map(parse_status).transpose()?,
+            version: row.try_get("user_version").map_err(map_err)?,
+        })
+    } else {
+        None
+    };
+    let open_case_id: Option<String> = row.try_get("open_case_id").map_err(map_err)?;
+    let open_case = match (open_case_id, get_decision("open_case_decision")?) {
+        (Some(id), Some(decision)) => Some((id, decision)),
+        _ => None,
+    };
+    let current_id: Option<String> = row.try_get("current_id").map_err(map_err)?;
+    let current = match (current_id, get_decision("current_decision")?) {
+        (Some(id), Some(decision)) => Some((
+            id,
+            score(row.try_get("current_score").map_err(map_err)?)?,
+            decision,
+        )),
+        _ => None,
+    };
+    let facts = UserFacts {
+        row: user,
+        ever_frozen: row
+            .try_get::<Option<bool>, _>("user_ever_frozen")
+            .map_err(map_err)?
+            .unwrap_or(false),
+        open_case: open_case.as_ref().map(|(_, decision)| *decision),
+        current,
+    };
+    Ok((facts, open_case))
+}
+
+/// Binds the first eleven arguments of `riskhook_store_user` and of `riskhook_settle` (the
+/// same in both, migration 8): the user's recomputed row, and the notification when it moved.
+/// Without a user, all NULL.
+pub(crate) fn bind_user<'q>(
+    query: PgQuery<'q>,
+    now: i64,
+    user: Option<(&'q str, &'q UserPlan)>,
+) -> PgQuery<'q> {
+    let plan = user.map(|(_, plan)| plan);
+    let moved = plan.and_then(|plan| plan.moved.as_ref());
+    query
+        .bind(user.map(|(id, _)| id))
+        .bind(now)
+        .bind(now.saturating_mul(1000))
+        .bind(plan.map(|p| p.after.status.as_str()))
+        .bind(plan.map(|p| i32::from(p.after.score)))
+        .bind(plan.map(|p| p.after.decision.as_str()))
+        .bind(plan.and_then(|p| p.after.assessment_id.as_deref()))
+        .bind(plan.map(|p| p.ever_frozen))
+        .bind(plan.map(|p| p.version))
+        .bind(moved.map(|_| new_id("msg")))
+        .bind(moved.map(|(payload, _)| payload.as_str()))
+}
+
+/// Runs a call of `riskhook_store_user` or `riskhook_settle`, which answer whether they queued
+/// a notification, and counts it.
+pub(crate) async fn store_user(
+    conn: &mut PgConnection,
+    call: PgQuery<'_>,
+) -> Result<(), StoreError> {
+    let queued: bool = call
+        .fetch_one(conn)
         .await
+        .and_then(|row| row.try_get(0))
         .map_err(map_err)?;
-    let case_id = evidence.case_id().to_owned();
-    if let Evidence::Open { audit, .. } = evidence {
-        tx.audit(audit);
+    if queued {
+        metrics::counter!("riskhook_notifications_queued_total").increment(1);
     }
-    Ok(case_id)
+    Ok(())
 }
 
 /// Recomputes a user ([`rulebook::plan_refresh`]) from facts that do not depend on arrival
@@ -201,139 +255,29 @@ pub(crate) async fn gather_evidence(
 /// the decision moves, the outbox gets a `user.updated` notification for every configured
 /// endpoint and the audit log an entry, in this same transaction. The caller holds the user's
 /// lock, so every committed assessment of the user is seen and no other transaction moves
-/// them meanwhile.
+/// them meanwhile. (Ingest does the same in its two calls: [`crate::ingest`].)
 pub(crate) async fn refresh_user(
     tx: &mut Tx,
     user_id: &str,
     cause: Cause<'_>,
 ) -> Result<UserState, StoreError> {
-    let conn = tx.conn();
-    let row = sqlx::query(
-        "SELECT status, decision, score, current_assessment_id, verdict, version
-         FROM users WHERE user_id = $1",
-    )
-    .bind(user_id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let found = sqlx::query(
-        "SELECT EXISTS (SELECT 1 FROM assessments WHERE user_id = $1 AND decision = 'freeze'),
-                (SELECT decision FROM cases WHERE user_id = $1 AND status <> 'resolved'),
-                cur.id, cur.score, cur.decision
-         FROM (SELECT 1) AS one
-         LEFT JOIN (SELECT a.id, a.score, a.decision
-                    FROM sessions s JOIN assessments a ON a.id = s.current_assessment_id
-                    WHERE s.vendor_data = $1
-                    ORDER BY a.decision_rank DESC, a.score DESC, a.evaluated_at DESC,
-                             s.session_id
-                    LIMIT 1) AS cur ON TRUE",
-    )
-    .bind(user_id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let open_case: Option<&str> = found.try_get(1).map_err(map_err)?;
-    let current: Option<String> = found.try_get(2).map_err(map_err)?;
-    let facts = UserFacts {
-        row: match &row {
-            Some(row) => {
-                let verdict: Option<&str> = row.try_get("verdict").map_err(map_err)?;
-                Some(UserRow {
-                    state: UserState {
-                        status: parse_status(row.try_get("status").map_err(map_err)?)?,
-                        decision: parse_decision(row.try_get("decision").map_err(map_err)?)?,
-                        score: score(row.try_get("score").map_err(map_err)?)?,
-                        assessment_id: row.try_get("current_assessment_id").map_err(map_err)?,
-                    },
-                    verdict: verdict.map(parse_status).transpose()?,
-                    version: row.try_get("version").map_err(map_err)?,
-                })
-            }
-            None => None,
-        },
-        ever_frozen: found.try_get(0).map_err(map_err)?,
-        open_case: open_case.map(parse_decision).transpose()?,
-        current: match current {
-            Some(id) => Some((
-                id,
-                score(found.try_get(3).map_err(map_err)?)?,
-                parse_decision(found.try_get(4).map_err(map_err)?)?,
-            )),
-            None => None,
-        },
-    };
-    let plan = rulebook::plan_refresh(user_id, &facts, cause);
-    sqlx::query(
-        "INSERT INTO users (user_id, status, score, decision, current_assessment_id, ever_frozen,
-                            version, first_seen_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-         ON CONFLICT (user_id) DO UPDATE SET
-            status = EXCLUDED.status, score = EXCLUDED.score, decision = EXCLUDED.decision,
-            current_assessment_id = EXCLUDED.current_assessment_id,
-            ever_frozen = EXCLUDED.ever_frozen, version = EXCLUDED.version,
-            updated_at = EXCLUDED.updated_at",
-    )
-    .bind(user_id)
-    .bind(plan.after.status.as_str())
-    .bind(i32::from(plan.after.score))
-    .bind(plan.after.decision.as_str())
-    .bind(plan.after.assessment_id.as_deref())
-    .bind(plan.ever_frozen)
-    .bind(plan.version)
-    .bind(cause.now)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if let Some((payload, audit)) = plan.moved {
-        notify(conn, user_id, &payload, cause.now).await?;
+    let row = sqlx::query("SELECT * FROM riskhook_user_facts($1)")
+        .bind(user_id)
+        .fetch_one(tx.conn())
+        .await
+        .map_err(map_err)?;
+    let (facts, _) = user_facts(&row)?;
+    let mut plan = rulebook::plan_refresh(user_id, &facts, cause);
+    let store = bind_user(
+        sqlx::query("SELECT riskhook_store_user($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+        cause.now,
+        Some((user_id, &plan)),
+    );
+    store_user(tx.conn(), store).await?;
+    if let Some((_, audit)) = plan.moved.take() {
         tx.audit(audit);
     }
     Ok(plan.after)
-}
-
-/// Writes a `user.updated` notification and one pending delivery per configured endpoint
-/// (disabled ones included: their deliveries wait until the endpoint is enabled again).
-async fn notify(
-    conn: &mut PgConnection,
-    user_id: &str,
-    payload: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    // Nobody to tell: a message without deliveries would only be written and never read.
-    // (Endpoints configured later get notifications from then on, not a backlog.)
-    let anyone: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM endpoints WHERE configured)")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    if !anyone {
-        return Ok(());
-    }
-    let message_id = new_id("msg");
-    let now_ms = now.saturating_mul(1000);
-    // Both rows in one statement: the outbox row, then its deliveries. The delivery ids are
-    // 24 random hex digits, as SQLite's `hex(randomblob(12))`.
-    sqlx::query(
-        "WITH message AS (
-            INSERT INTO outbox (id, user_id, event_type, payload, created_at)
-            VALUES ($1, $2, 'user.updated', $3, $4) RETURNING seq
-         )
-         INSERT INTO deliveries (id, message_seq, endpoint_id, user_id, status,
-                                 next_attempt_at, created_at)
-         SELECT 'dlv_' || left(replace(gen_random_uuid()::text, '-', ''), 24), message.seq,
-                e.id, $2, 'pending', $4, $4
-         FROM message, endpoints e WHERE e.configured
-         ORDER BY e.id",
-    )
-    .bind(&message_id)
-    .bind(user_id)
-    .bind(payload)
-    .bind(now_ms)
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    metrics::counter!("riskhook_notifications_queued_total").increment(1);
-    Ok(())
 }
 
 /// Sets the verdict of a person on a user.

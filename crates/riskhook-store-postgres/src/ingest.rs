@@ -1,16 +1,20 @@
 //! Ingest: one delivery in one transaction — the exactly-once insert of the event, its
 //! assessment, the session's advance, the evidence in its user's case and the user's
-//! recomputation.
+//! recomputation — in two calls between BEGIN and COMMIT (migration 8): `riskhook_ingest`
+//! writes the event and returns the facts the rulebook needs; the rulebook decides here;
+//! `riskhook_settle` writes what it decided and stages the audit entries.
 //!
 //! Several instances may receive the same delivery at once (Didit retries, a load balancer):
 //! the insert's `ON CONFLICT DO NOTHING` on the two unique keys makes the second wait for the
 //! first to commit and then insert nothing, so exactly one of them is `Accepted`.
 
 use riskhook_core::review::needs_review;
+use riskhook_store::rulebook::{self, Cause, Evidence};
 use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, NewAuditEntry, StoreError};
-use sqlx::PgConnection;
+use sqlx::Row;
 
-use crate::effects::{self, Tx, decision_rank};
+use crate::audit::Staged;
+use crate::effects::{self, Tx, bind_user, decision_rank, new_id};
 use crate::{PROVIDER, map_err};
 
 /// Stores `event` exactly once and applies its effects, then commits (or, for a duplicate,
@@ -34,58 +38,15 @@ async fn apply(
     event: &EventRecord,
     assessment: Option<&NewAssessment>,
 ) -> Result<IngestOutcome, StoreError> {
-    // The user first: everything below reads or writes them (lock order: see `effects`).
-    if let Some(user_id) = &event.vendor_data {
-        tx.lock_user(user_id).await?;
-    }
-    if !insert_event(tx.conn(), event, assessment).await? {
-        let id = existing_event(tx.conn(), event).await?;
-        return Ok(IngestOutcome::Duplicate { id });
-    }
-    if let Some(assessment) = assessment {
-        record_assessment(tx, event, assessment).await?;
-    }
-    let session_advanced =
-        advance_session(tx.conn(), event, assessment.map(|a| a.id.as_str())).await?;
-    if let Some(user_id) = &event.vendor_data {
-        if let Some(a) = assessment.filter(|a| needs_review(a.decision)) {
-            effects::gather_evidence(tx, user_id, &a.id, a.decision, event.received_at).await?;
-        }
-        let cause = riskhook_store::rulebook::Cause {
-            what: "assessment",
-            actor: "system",
-            now: event.received_at,
-        };
-        effects::refresh_user(tx, user_id, cause).await?;
-    }
-    Ok(IngestOutcome::Accepted {
-        id: event.id.to_string(),
-        session_advanced,
-    })
-}
-
-/// Inserts the event unless one with its delivery key or content key exists (committed, or
-/// being committed: the insert then waits for that transaction). Returns whether it did.
-async fn insert_event(
-    conn: &mut PgConnection,
-    event: &EventRecord,
-    assessment: Option<&NewAssessment>,
-) -> Result<bool, StoreError> {
-    // A session event's signal values for backtests go in with it, in the same statement: no
-    // round trip of their own.
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "WITH stored AS (
-             INSERT INTO events (id, provider, received_at, webhook_type, delivery_key, content_key,
-                                 subject_id, session_id, status, event_timestamp, vendor_data,
-                                 key_id, scheme, body_trusted, raw)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT DO NOTHING
-             RETURNING seq
-         ), snapshot AS (
-             INSERT INTO signal_snapshots (event_seq, received_at, at, user_id, signals)
-             SELECT seq, $3, $16, $11, $17 FROM stored WHERE $8::text IS NOT NULL
-         )
-         SELECT seq FROM stored",
+    let shadows = assessment.map_or(&[][..], |a| a.shadows.as_slice());
+    let status = event
+        .session_status
+        .as_ref()
+        .map(|s| (s.as_str(), i32::from(s.stage().get())));
+    let row = sqlx::query(
+        "SELECT * FROM riskhook_ingest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                       $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
+                                       $25, $26, $27, $28, $29, $30, $31)",
     )
     .bind(event.id.as_str())
     .bind(PROVIDER)
@@ -104,133 +65,121 @@ async fn insert_event(
     .bind(&event.raw)
     .bind(event.replay_at(assessment))
     .bind(assessment.map(|a| a.signals.as_str()))
-    .fetch_optional(conn)
-    .await
-    .map_err(map_err)?;
-    Ok(inserted.is_some())
-}
-
-/// The id of the event stored first with the same delivery key or content key. A new
-/// statement, so at READ COMMITTED it sees the row the insert conflicted with.
-async fn existing_event(
-    conn: &mut PgConnection,
-    event: &EventRecord,
-) -> Result<String, StoreError> {
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM events
-         WHERE provider = $1 AND (delivery_key = $2 OR content_key = $3)
-         ORDER BY seq LIMIT 1",
+    .bind(status.map(|(text, _)| text))
+    .bind(status.map(|(_, stage)| stage))
+    .bind(assessment.map(|a| a.id.as_str()))
+    .bind(assessment.map(|a| a.policy_hash.as_str()))
+    .bind(assessment.map(|a| i32::from(a.score)))
+    .bind(assessment.map(|a| a.decision.as_str()))
+    .bind(assessment.map(|a| decision_rank(a.decision)))
+    .bind(assessment.map(|a| a.evaluated_at))
+    .bind(assessment.map(|a| a.json.as_str()))
+    .bind(
+        shadows
+            .iter()
+            .map(|s| s.shadow_id.as_str())
+            .collect::<Vec<_>>(),
     )
-    .bind(PROVIDER)
-    .bind(event.delivery_key.as_deref())
-    .bind(&event.content_key)
-    .fetch_optional(conn)
-    .await
-    .map_err(map_err)?;
-    // Events are never deleted, so the conflicting row is there.
-    id.ok_or_else(|| StoreError::Corrupt("a duplicate event's original is missing".into()))
-}
-
-async fn record_assessment(
-    tx: &mut Tx,
-    event: &EventRecord,
-    assessment: &NewAssessment,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO assessments (id, event_id, session_id, user_id, policy_hash, score, decision,
-                                  decision_rank, evaluated_at, created_at, assessment)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    .bind(
+        shadows
+            .iter()
+            .map(|s| s.policy_hash.as_str())
+            .collect::<Vec<_>>(),
     )
-    .bind(assessment.id.as_str())
-    .bind(event.id.as_str())
-    .bind(event.session_id.as_deref())
-    .bind(event.vendor_data.as_deref())
-    .bind(&assessment.policy_hash)
-    .bind(i32::from(assessment.score))
-    .bind(assessment.decision.as_str())
-    .bind(decision_rank(assessment.decision))
-    .bind(assessment.evaluated_at)
-    .bind(event.received_at)
-    .bind(&assessment.json)
-    .execute(tx.conn())
+    .bind(
+        shadows
+            .iter()
+            .map(|s| i32::from(s.score))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        shadows
+            .iter()
+            .map(|s| s.decision.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        shadows
+            .iter()
+            .map(|s| serde_json::to_string(&s.fired).unwrap_or_default())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_one(tx.conn())
     .await
     .map_err(map_err)?;
-    for shadow in &assessment.shadows {
-        sqlx::query(
-            "INSERT INTO shadow_assessments (shadow_id, assessment_id, policy_hash, score,
-                                             decision, fired)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&shadow.shadow_id)
-        .bind(assessment.id.as_str())
-        .bind(&shadow.policy_hash)
-        .bind(i32::from(shadow.score))
-        .bind(shadow.decision.as_str())
-        .bind(serde_json::to_string(&shadow.fired).unwrap_or_default())
-        .execute(tx.conn())
-        .await
-        .map_err(map_err)?;
+    if !row.try_get::<bool, _>("stored").map_err(map_err)? {
+        let id: Option<String> = row.try_get("duplicate_of").map_err(map_err)?;
+        // Events are never deleted, so the conflicting row is there.
+        let id = id
+            .ok_or_else(|| StoreError::Corrupt("a duplicate event's original is missing".into()))?;
+        return Ok(IngestOutcome::Duplicate { id });
     }
-    // Every automatic decision is audited, with what it rests on.
-    tx.audit(NewAuditEntry::assessment_recorded(event, assessment));
-    Ok(())
-}
+    let session_advanced: bool = row.try_get("session_advanced").map_err(map_err)?;
 
-/// Moves the session to the event's status if the event's observation is the greatest seen
-/// (body timestamp, then lifecycle stage, then the status text in byte order, as the pipeline
-/// handed them in `session_status` — compared here as one row value, in one statement). Concurrent
-/// events of one session are safe without any lock of ours: the UPSERT locks the row, and
-/// compares against its latest committed version.
-async fn advance_session(
-    conn: &mut PgConnection,
-    event: &EventRecord,
-    assessment_id: Option<&str>,
-) -> Result<bool, StoreError> {
-    let (Some(session_id), Some(status), Some(timestamp)) = (
-        &event.session_id,
-        &event.session_status,
-        event.event_timestamp,
-    ) else {
-        return Ok(false);
+    // Every automatic decision is audited, with what it rests on.
+    let mut audit: Vec<NewAuditEntry> = assessment
+        .map(|a| NewAuditEntry::assessment_recorded(event, a))
+        .into_iter()
+        .collect();
+    let mut evidence = None;
+    let mut plan = None;
+    if let Some(user_id) = &event.vendor_data {
+        let (mut facts, open_case) = effects::user_facts(&row)?;
+        if let Some(a) = assessment.filter(|a| needs_review(a.decision)) {
+            let planned = rulebook::plan_evidence(
+                user_id,
+                open_case,
+                a.decision,
+                new_id("case"),
+                event.received_at,
+            );
+            // The facts were read before the evidence is written: the case's decision is the
+            // one it is about to have.
+            facts.open_case = Some(match &planned {
+                Evidence::Open { decision, .. } | Evidence::Join { decision, .. } => *decision,
+            });
+            evidence = Some(planned);
+        }
+        let cause = Cause {
+            what: "assessment",
+            actor: "system",
+            now: event.received_at,
+        };
+        plan = Some(rulebook::plan_refresh(user_id, &facts, cause));
+    }
+    if let Some(Evidence::Open { audit: opened, .. }) = &evidence {
+        audit.push(opened.clone());
+    }
+    if let Some((_, moved)) = plan.as_ref().and_then(|p| p.moved.as_ref()) {
+        audit.push(moved.clone());
+    }
+    let staged = Staged::new(audit, tx.audit_key());
+    let user = event.vendor_data.as_deref().zip(plan.as_ref());
+    let (case_id, opened, case_decision) = match &evidence {
+        Some(Evidence::Open {
+            case_id, decision, ..
+        }) => (Some(case_id.as_str()), Some(true), Some(*decision)),
+        Some(Evidence::Join { case_id, decision }) => {
+            (Some(case_id.as_str()), Some(false), Some(*decision))
+        }
+        None => (None, None, None),
     };
-    let stage = i32::from(status.stage().get());
-    let current_event: String = sqlx::query_scalar(
-        "INSERT INTO sessions AS s (session_id, status, status_timestamp, status_stage,
-                                    status_event_id, vendor_data, first_seen_at, updated_at,
-                                    current_assessment_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
-         ON CONFLICT (session_id) DO UPDATE SET
-            status = CASE WHEN (EXCLUDED.status_timestamp, EXCLUDED.status_stage, EXCLUDED.status)
-                               > (s.status_timestamp, s.status_stage, s.status)
-                          THEN EXCLUDED.status ELSE s.status END,
-            status_event_id = CASE WHEN (EXCLUDED.status_timestamp, EXCLUDED.status_stage,
-                                         EXCLUDED.status)
-                                        > (s.status_timestamp, s.status_stage, s.status)
-                                   THEN EXCLUDED.status_event_id ELSE s.status_event_id END,
-            current_assessment_id = CASE WHEN (EXCLUDED.status_timestamp, EXCLUDED.status_stage,
-                                               EXCLUDED.status)
-                                              > (s.status_timestamp, s.status_stage, s.status)
-                                         THEN EXCLUDED.current_assessment_id
-                                         ELSE s.current_assessment_id END,
-            status_stage = CASE WHEN (EXCLUDED.status_timestamp, EXCLUDED.status_stage,
-                                      EXCLUDED.status)
-                                     > (s.status_timestamp, s.status_stage, s.status)
-                                THEN EXCLUDED.status_stage ELSE s.status_stage END,
-            status_timestamp = GREATEST(s.status_timestamp, EXCLUDED.status_timestamp),
-            vendor_data = COALESCE(s.vendor_data, EXCLUDED.vendor_data),
-            updated_at = EXCLUDED.updated_at
-         RETURNING status_event_id",
+    let settle = bind_user(
+        sqlx::query(
+            "SELECT riskhook_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                                    $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+        ),
+        event.received_at,
+        user,
     )
-    .bind(session_id)
-    .bind(status.as_str())
-    .bind(timestamp)
-    .bind(stage)
-    .bind(event.id.as_str())
-    .bind(event.vendor_data.as_deref())
-    .bind(event.received_at)
-    .bind(assessment_id)
-    .fetch_one(conn)
-    .await
-    .map_err(map_err)?;
-    Ok(current_event == event.id.as_str())
+    .bind(case_id)
+    .bind(opened)
+    .bind(case_decision.map(|d| d.as_str()))
+    .bind(case_decision.map(decision_rank))
+    .bind(assessment.map(|a| a.id.as_str()));
+    effects::store_user(tx.conn(), staged.bind(settle)).await?;
+    Ok(IngestOutcome::Accepted {
+        id: event.id.to_string(),
+        session_advanced,
+    })
 }

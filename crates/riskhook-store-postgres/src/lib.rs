@@ -129,6 +129,11 @@ fn migrator() -> Migrator {
             "signal snapshots",
             include_str!("../migrations/0007_signal_snapshots.sql"),
         ),
+        migration(
+            8,
+            "ingest in two calls",
+            include_str!("../migrations/0008_ingest_in_two_calls.sql"),
+        ),
     ])
 }
 

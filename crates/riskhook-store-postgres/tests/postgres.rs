@@ -92,7 +92,7 @@ async fn three_instances_opening_at_once_migrate_once_and_store_a_delivery_once(
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![], vec![1, 2, 3, 4, 5, 6, 7]],
+        [vec![], vec![], vec![1, 2, 3, 4, 5, 6, 7, 8]],
         "one instance migrates"
     );
     let stores = [a.0, b.0, c.0];
