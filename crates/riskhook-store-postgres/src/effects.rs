@@ -62,8 +62,21 @@ impl Tx {
         pool: &PgPool,
         audit_key: &Arc<OnceLock<AuditKey>>,
     ) -> Result<Self, StoreError> {
+        // The pool does not test a connection it hands out unless it sat idle (see
+        // `PostgresStore::connect`), so one the server ended since its last use (a restart,
+        // an administrator, an idle timeout) fails here, at BEGIN, before anything was done:
+        // sqlx drops it, and another is taken. At most once per pooled connection, then once
+        // more with a new one.
+        let mut spare = pool.options().get_max_connections();
+        let tx = loop {
+            match pool.begin().await {
+                Ok(tx) => break tx,
+                Err(e) if spare > 0 && connection_lost(&e) => spare -= 1,
+                Err(e) => return Err(map_err(e)),
+            }
+        };
         Ok(Self {
-            tx: pool.begin().await.map_err(map_err)?,
+            tx,
             audit: Vec::new(),
             audit_key: audit_key.clone(),
         })
@@ -144,6 +157,17 @@ impl Tx {
                 Err(e)
             }
         }
+    }
+}
+
+/// Whether `e` says the connection itself is gone (the server ended it, or the socket broke),
+/// rather than that the server is down or refused the statement.
+pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        // admin_shutdown, crash_shutdown: said to a live session as the server ends it
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P01" | "57P02")),
+        _ => false,
     }
 }
 

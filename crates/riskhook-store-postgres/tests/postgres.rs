@@ -62,6 +62,12 @@ fn main() -> ExitCode {
             postgres,
             three_instances_writing_at_once_make_one_intact_chain_of_every_entry,
         )
+        .test(
+            "connections_the_server_ended_are_replaced_before_a_delivery_uses_them",
+            Runtime::MultiThread(2),
+            postgres,
+            connections_the_server_ended_are_replaced_before_a_delivery_uses_them,
+        )
         // Needs no server: nothing listens where it connects.
         .test(
             "an_unreachable_server_is_unavailable_and_the_error_hides_the_password",
@@ -116,6 +122,68 @@ async fn three_instances_opening_at_once_migrate_once_and_store_a_delivery_once(
         store.close().await;
     }
     database.remove().await.expect("drop the test database");
+}
+
+/// The pool hands out a connection without pinging it first unless it sat idle (one round trip
+/// fewer per delivery). A connection the server ended meanwhile (a restart, an administrator,
+/// an idle timeout) then fails at BEGIN, and another is taken: no delivery fails for it, and
+/// none is stored twice.
+async fn connections_the_server_ended_are_replaced_before_a_delivery_uses_them() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url, 4).await.expect("open");
+    let user = |i: u32| format!("u-{i}");
+    let session = |i: u32| format!("sess-{i}");
+    let deliver = |i: u32| {
+        let event = conformance::event(i, &user(i), &session(i), "Approved", 1_780_000_001);
+        store.ingest(
+            event,
+            Some(conformance::assessment(i, Decision::Approve, 0)),
+        )
+    };
+    // Four at once: the pool opens its four connections, each used a moment ago.
+    let (a, b, c, d) = tokio::join!(deliver(0), deliver(1), deliver(2), deliver(3));
+    for outcome in [a, b, c, d] {
+        assert!(
+            matches!(outcome, Ok(IngestOutcome::Accepted { .. })),
+            "{outcome:?}"
+        );
+    }
+    let mut admin = PgConnection::connect(&url).await.expect("connect");
+    let ended = end_connections_of_riskhook(&mut admin).await;
+    assert!(ended >= 1, "the store had no connection to end");
+    // Right away: idle well under a second, so none is pinged before use.
+    for i in 4..12 {
+        let outcome = deliver(i).await;
+        assert!(
+            matches!(outcome, Ok(IngestOutcome::Accepted { .. })),
+            "delivery {i} after {ended} connections were ended: {outcome:?}"
+        );
+    }
+    // A read, too, takes another connection instead of failing.
+    assert!(end_connections_of_riskhook(&mut admin).await >= 1);
+    assert_eq!(store.count_events().await.expect("count"), 12);
+    store.close().await;
+    drop(admin);
+    database.remove().await.expect("drop the test database");
+}
+
+/// Ends every connection the store has open to this test's database; returns how many.
+async fn end_connections_of_riskhook(admin: &mut PgConnection) -> i64 {
+    sqlx::query_scalar(
+        // Chosen first, then ended: in one WHERE, PostgreSQL may call the function before
+        // the other tests, on every other test's connections.
+        "WITH store AS MATERIALIZED (
+             SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'riskhook'
+               AND pid <> pg_backend_pid()
+         )
+         SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM store",
+    )
+    .fetch_one(admin)
+    .await
+    .expect("end the store's connections")
 }
 
 async fn the_audit_log_refuses_updates_deletes_and_truncation() {
