@@ -62,19 +62,8 @@ impl Tx {
         pool: &PgPool,
         audit_key: &Arc<OnceLock<AuditKey>>,
     ) -> Result<Self, StoreError> {
-        // The pool does not test a connection it hands out unless it sat idle (see
-        // `PostgresStore::connect`), so one the server ended since its last use (a restart,
-        // an administrator, an idle timeout) fails here, at BEGIN, before anything was done:
-        // sqlx drops it, and another is taken. At most once per pooled connection, then once
-        // more with a new one.
-        let mut spare = pool.options().get_max_connections();
-        let tx = loop {
-            match pool.begin().await {
-                Ok(tx) => break tx,
-                Err(e) if spare > 0 && connection_lost(&e) => spare -= 1,
-                Err(e) => return Err(map_err(e)),
-            }
-        };
+        // BEGIN is the connection's test: it fails before anything was done.
+        let tx = on_a_live_connection(pool, || pool.begin()).await?;
         Ok(Self {
             tx,
             audit: Vec::new(),
@@ -160,9 +149,31 @@ impl Tx {
     }
 }
 
+/// Runs `attempt`, which takes a connection from `pool` and tests it by its first round trip,
+/// again while it fails because that connection was gone. The pool does not test a connection
+/// it hands out unless it sat idle (see `PostgresStore::connect`), so one the server ended
+/// since its last use (a restart, an administrator, an idle timeout) is found here; sqlx drops
+/// it, and another is taken: at most once per pooled connection, then once more with a new one.
+pub(crate) async fn on_a_live_connection<T, F>(
+    pool: &PgPool,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, StoreError>
+where
+    F: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut spare = pool.options().get_max_connections();
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) if spare > 0 && connection_lost(&e) => spare -= 1,
+            Err(e) => return Err(map_err(e)),
+        }
+    }
+}
+
 /// Whether `e` says the connection itself is gone (the server ended it, or the socket broke),
 /// rather than that the server is down or refused the statement.
-pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
+fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) => true,
         // admin_shutdown, crash_shutdown: said to a live session as the server ends it

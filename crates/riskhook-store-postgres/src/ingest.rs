@@ -135,9 +135,7 @@ async fn apply(
             );
             // The facts were read before the evidence is written: the case's decision is the
             // one it is about to have.
-            facts.open_case = Some(match &planned {
-                Evidence::Open { decision, .. } | Evidence::Join { decision, .. } => *decision,
-            });
+            facts.open_case = Some(planned.decision());
             evidence = Some(planned);
         }
         let cause = Cause {
@@ -155,15 +153,6 @@ async fn apply(
     }
     let staged = Staged::new(audit, tx.audit_key());
     let user = event.vendor_data.as_deref().zip(plan.as_ref());
-    let (case_id, opened, case_decision) = match &evidence {
-        Some(Evidence::Open {
-            case_id, decision, ..
-        }) => (Some(case_id.as_str()), Some(true), Some(*decision)),
-        Some(Evidence::Join { case_id, decision }) => {
-            (Some(case_id.as_str()), Some(false), Some(*decision))
-        }
-        None => (None, None, None),
-    };
     let settle = bind_user(
         sqlx::query(
             "SELECT riskhook_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
@@ -172,10 +161,14 @@ async fn apply(
         event.received_at,
         user,
     )
-    .bind(case_id)
-    .bind(opened)
-    .bind(case_decision.map(|d| d.as_str()))
-    .bind(case_decision.map(decision_rank))
+    .bind(evidence.as_ref().map(Evidence::case_id))
+    .bind(
+        evidence
+            .as_ref()
+            .map(|e| matches!(e, Evidence::Open { .. })),
+    )
+    .bind(evidence.as_ref().map(|e| e.decision().as_str()))
+    .bind(evidence.as_ref().map(|e| decision_rank(e.decision())))
     .bind(assessment.map(|a| a.id.as_str()));
     effects::store_user(tx.conn(), staged.bind(settle)).await?;
     Ok(IngestOutcome::Accepted {

@@ -275,18 +275,15 @@ impl PostgresStore {
     /// delivery path, and a connection the server ended since its last use (see `connect`) is
     /// then replaced instead of failing the read. Writes test theirs with BEGIN ([`Tx::begin`]).
     async fn conn(&self) -> Result<PoolConnection<Postgres>, StoreError> {
-        let mut spare = self.pool.options().get_max_connections();
-        loop {
-            let mut conn = self.pool.acquire().await.map_err(map_err)?;
-            match conn.ping().await {
-                Ok(()) => return Ok(conn),
-                Err(e) if spare > 0 && effects::connection_lost(&e) => {
-                    conn.close_on_drop();
-                    spare -= 1;
-                }
-                Err(e) => return Err(map_err(e)),
+        effects::on_a_live_connection(&self.pool, || async {
+            let mut conn = self.pool.acquire().await?;
+            if let Err(e) = conn.ping().await {
+                conn.close_on_drop();
+                return Err(e);
             }
-        }
+            Ok(conn)
+        })
+        .await
     }
 
     async fn begin(&self) -> Result<Tx, StoreError> {

@@ -693,6 +693,13 @@ impl Evidence {
             Evidence::Open { case_id, .. } | Evidence::Join { case_id, .. } => case_id,
         }
     }
+
+    /// The case's decision once the assessment is in it.
+    pub fn decision(&self) -> Decision {
+        match self {
+            Evidence::Open { decision, .. } | Evidence::Join { decision, .. } => *decision,
+        }
+    }
 }
 
 /// An assessment of `user_id` deciding `decision` is evidence: it opens the user's case
