@@ -215,7 +215,7 @@ impl DiditEvent {
             EventKind::TravelRuleStatusUpdated => EventBody::TravelRule(typed(&kind, resource)?),
             EventKind::ActivityCreated | EventKind::Other(_) => EventBody::Other(resource),
         };
-        Ok(Self {
+        let event = Self {
             kind,
             event_id,
             timestamp,
@@ -224,7 +224,35 @@ impl DiditEvent {
             environment,
             shape,
             body,
-        })
+        };
+        event.refuse_control_characters()?;
+        Ok(event)
+    }
+
+    /// Refuses an event whose identifying text holds a control character (U+0000-U+001F,
+    /// U+007F-U+009F). These texts are keys: stored, compared, logged and shown to analysts, and
+    /// no Didit id or status, nor an integrator's `vendor_data`, has a reason to hold one.
+    /// PostgreSQL cannot store U+0000 in text at all, so a delivery carrying one would fail
+    /// there on every retry while SQLite took it; refused here, it is the same 422 everywhere
+    /// and Didit stops retrying. The value is not echoed: it is the attacker's text.
+    fn refuse_control_characters(&self) -> Result<(), PayloadError> {
+        let keys = [
+            ("the event type", Some(self.kind.as_str())),
+            ("`event_id`", self.event_id.as_deref()),
+            ("the subject id", self.subject_id()),
+            ("`session_id`", self.session_id()),
+            ("the status", self.status()),
+            ("`vendor_data`", self.vendor_data()),
+        ];
+        for (name, text) in keys {
+            if let Some(c) = text.and_then(|t| t.chars().find(|c| c.is_control())) {
+                return Err(PayloadError::NotAnEvent(format!(
+                    "{name} contains the control character U+{:04X}; identifiers must not",
+                    u32::from(c)
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// What the event is about, as one identifier:

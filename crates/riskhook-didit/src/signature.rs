@@ -67,6 +67,9 @@ impl Key {
         if id.is_empty() {
             return Err(KeyringError::EmptyId);
         }
+        if id.chars().any(char::is_control) {
+            return Err(KeyringError::ControlInId);
+        }
         if secret.is_empty() {
             return Err(KeyringError::EmptySecret { id });
         }
@@ -128,6 +131,11 @@ pub enum KeyringError {
     /// A key without an id could not be told apart in logs and metrics.
     #[error("a key has an empty id")]
     EmptyId,
+    /// An id is recorded with every delivery it verifies, logged and used as a metric label:
+    /// a control character there would forge log lines or be unstorable (U+0000 on
+    /// PostgreSQL). The id is not echoed.
+    #[error("a key's id contains a control character")]
+    ControlInId,
     /// An empty secret would make every signature forgeable.
     #[error("key `{id}` has an empty secret")]
     EmptySecret {
@@ -569,6 +577,10 @@ mod tests {
             Some(KeyringError::DuplicateId { id: "a".into() })
         );
         assert_eq!(Key::new("", &s).err(), Some(KeyringError::EmptyId));
+        for id in ["k\0", "k\nINFO forged", "\u{1b}[2J"] {
+            assert_eq!(Key::new(id, &s).err(), Some(KeyringError::ControlInId));
+        }
+        assert!(Key::new("2026-q4 rotation ✓", &s).is_ok());
         assert_eq!(
             Key::new("a", &Secret::new("")).err(),
             Some(KeyringError::EmptySecret { id: "a".into() })

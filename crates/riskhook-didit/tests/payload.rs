@@ -681,6 +681,75 @@ fn bodies_that_are_not_events_are_rejected_as_not_an_event() {
 }
 
 #[test]
+fn identifiers_holding_a_control_character_are_not_an_event() {
+    // Each identifying field the store keys on, for the kinds that carry it, with a control
+    // character PostgreSQL refuses (U+0000) and ones it would take but that are no id (a
+    // newline, DEL, a C1 control).
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"webhook_type":"status.updated","session_id":"s-1","vendor_data":"#,
+            r#"}"#,
+        ),
+        (
+            r#"{"webhook_type":"status.updated","vendor_data":"u","session_id":"#,
+            r#"}"#,
+        ),
+        (
+            r#"{"webhook_type":"status.updated","session_id":"s","status":"#,
+            r#"}"#,
+        ),
+        (
+            r#"{"webhook_type":"status.updated","session_id":"s","event_id":"#,
+            r#"}"#,
+        ),
+        (r#"{"session_id":"s","webhook_type":"#, r#"}"#),
+        (r#"{"data":{"session_id":"s"},"event":"#, r#"}"#),
+        (
+            r#"{"webhook_type":"user.status.updated","vendor_data":"#,
+            r#"}"#,
+        ),
+        (r#"{"webhook_type":"user.status.updated","uuid":"#, r#"}"#),
+        (
+            r#"{"webhook_type":"transaction.created","transaction_id":"#,
+            r#"}"#,
+        ),
+        (
+            r#"{"webhook_type":"transaction.created","applicant_vendor_data":"#,
+            r#"}"#,
+        ),
+        (
+            r#"{"webhook_type":"activity.created","vendor_data":"#,
+            r#"}"#,
+        ),
+        (r#"{"webhook_type":"something.new","session_id":"#, r#"}"#),
+    ];
+    for (head, tail) in cases {
+        for bad in [r"\u0000", r"\n", r"\u007f", r"\u0085"] {
+            let body = format!(r#"{head}"id{bad}x"{tail}"#);
+            let err = DiditEvent::from_slice(body.as_bytes()).expect_err(&body);
+            assert!(matches!(err, PayloadError::NotAnEvent(_)), "{body}: {err}");
+            let text = err.to_string();
+            assert!(text.contains("control character U+00"), "{body}: {text}");
+            assert!(
+                !text.contains("idx") && !text.contains("id\0"),
+                "echoed: {text}"
+            );
+        }
+        // Printable text of any script is an identifier like any other.
+        let body = format!(r#"{head}"usuário-ß-日本 1"{tail}"#);
+        DiditEvent::from_slice(body.as_bytes()).expect(&body);
+    }
+    // Control characters outside the identifiers are the payload's business: kept.
+    let event = parse(&json!({
+        "webhook_type": "status.updated",
+        "session_id": "s",
+        "metadata": {"note": "line one\nline two\u{0}"},
+        "decision": {"id_verification": {"first_name": "A\tB"}},
+    }));
+    assert_eq!(event.session_id(), Some("s"));
+}
+
+#[test]
 fn bodies_that_are_not_json_are_rejected_as_syntax_errors() {
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     let deep_in_event = format!(

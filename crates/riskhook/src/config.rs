@@ -525,6 +525,14 @@ impl RawConfig {
             if raw.id.trim().is_empty() {
                 bail!("invalid configuration: {at}.id must not be empty");
             }
+            // Key ids and principals are recorded as the actor of every command, logged and
+            // compared for four eyes; PostgreSQL cannot even store U+0000.
+            let controls = |text: &str| text.chars().any(char::is_control);
+            if controls(&raw.id) || raw.principal.as_deref().is_some_and(controls) {
+                bail!(
+                    "invalid configuration: {at}: the id and the principal must not contain control characters"
+                );
+            }
             if api_keys.iter().any(|k: &ApiKey| k.id == raw.id) {
                 bail!("invalid configuration: {at}.id: `{}` is used twice", raw.id);
             }
@@ -778,6 +786,20 @@ mod tests {
             &[("RISKHOOK_DIDIT_SECRET", "s")],
         ));
         assert!(role.contains("role"), "{role}");
+        for (id, principal) in [("ops\\u0000", "alice"), ("ops", "alice\\nINFO forged")] {
+            let bad = error(load_file(
+                &format!(
+                    "[[api_keys]]\nid = \"{id}\"\nprincipal = \"{principal}\"\nrole = \"admin\"\nhash = \"{hash}\"\n"
+                ),
+                &[("RISKHOOK_DIDIT_SECRET", "s")],
+            ));
+            assert!(
+                bad.contains(
+                    "api_keys[0]: the id and the principal must not contain control characters"
+                ),
+                "{bad}"
+            );
+        }
     }
 
     const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -48,6 +48,7 @@ pub mod standard_webhooks;
 pub mod state;
 pub mod store;
 mod telemetry;
+mod text;
 mod time;
 mod ui;
 mod words;

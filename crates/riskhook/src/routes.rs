@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
                 // Outside the timeout, so its bare 503 gets a problem body too.
                 .layer(axum::middleware::map_response(edge::problem_bodies))
                 .layer(axum::middleware::from_fn(edge::limit_head))
+                .layer(axum::middleware::from_fn(edge::refuse_encoded_controls))
                 // 503, not 408: Didit retries 5xx, and a slow database is our problem.
                 .layer(axum::middleware::from_fn(move |request, next| {
                     deadline(clamp(timeout), request, next)

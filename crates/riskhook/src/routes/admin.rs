@@ -21,6 +21,7 @@ use super::extract::{Authorized, Body, Params, next_cursor, page_limit, role};
 use super::openapi;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
+use crate::text::{Field, TextError};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
@@ -40,30 +41,25 @@ fn now_ms(state: &AppState) -> i64 {
 
 // --- Keys -----------------------------------------------------------------------------------
 
-/// A key's label: not blank, at most [`KeyName::MAX_CHARS`] characters, trimmed.
+/// A key's label: not blank, at most 100 characters, trimmed, one line without control
+/// characters.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "String")]
 struct KeyName(String);
 
 impl KeyName {
-    const MAX_CHARS: usize = 100;
+    const FIELD: Field = Field {
+        name: "name",
+        max_chars: 100,
+        lines: false,
+    };
 }
 
 impl TryFrom<String> for KeyName {
-    type Error = String;
+    type Error = TextError;
 
-    fn try_from(text: String) -> Result<Self, String> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            return Err("name must not be blank".to_owned());
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(format!(
-                "name is longer than {} characters",
-                Self::MAX_CHARS
-            ));
-        }
-        Ok(KeyName(trimmed.to_owned()))
+    fn try_from(text: String) -> Result<Self, TextError> {
+        Self::FIELD.read(&text).map(KeyName)
     }
 }
 

@@ -2,6 +2,7 @@
 //! our limit get a 431 from us, a client's `X-Request-Id` is kept only when it is plain, and
 //! every error answer leaves as an `application/problem+json` body, including the framework's
 //! own (unknown route, wrong method, request timeout), which axum and tower-http send empty.
+//! A URL that percent-encodes a control character is refused before any route sees it.
 //!
 //! hyper itself still answers a few requests before any of this runs, with an empty body: it
 //! cannot be given one (see README, "Connections, timeouts and limits").
@@ -38,6 +39,40 @@ pub(crate) async fn limit_head(request: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(request).await
+}
+
+/// Refuses with 400 a request whose path or query string percent-encodes a control character
+/// (`%00`-`%1F`, `%7F`). No id, route or parameter of ours holds one, and decoded they would
+/// reach the database (PostgreSQL cannot store or even compare text with U+0000: it would
+/// answer 503, retry or not), the logs and the pages. hyper already refuses them unencoded.
+pub(crate) async fn refuse_encoded_controls(request: Request, next: Next) -> Response {
+    let encoded = request
+        .uri()
+        .path_and_query()
+        .and_then(|p| encoded_control(p.as_str()));
+    if let Some(byte) = encoded {
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-url",
+            "Malformed URL",
+            format!(
+                "the path or query encodes the control character %{byte:02X}; no id or parameter holds one"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// The first percent-encoded control byte in `text`.
+fn encoded_control(text: &str) -> Option<u8> {
+    text.as_bytes().windows(3).find_map(|w| match w {
+        [b'%', hi, lo] if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
+            let byte = u8::from_str_radix(std::str::from_utf8(&w[1..]).ok()?, 16).ok()?;
+            (byte < 0x20 || byte == 0x7F).then_some(byte)
+        }
+        _ => None,
+    })
 }
 
 /// The request line and headers as they were on the wire, give or take whitespace.
@@ -208,6 +243,31 @@ mod tests {
             &"x".repeat(129),
         ] {
             assert!(!is_plain_id(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn encoded_control_characters_are_found_in_any_case_and_nothing_else_is() {
+        for (text, byte) in [
+            ("/v1/users/a%00b", 0x00),
+            ("/v1/cases?after=x%0a", 0x0A),
+            ("/v1/cases?after=x%0D%0A", 0x0D),
+            ("/ui/users/%1f", 0x1F),
+            ("/v1/audit?subject=%7f", 0x7F),
+            ("/%zz%00", 0x00),
+        ] {
+            assert_eq!(encoded_control(text), Some(byte), "{text}");
+        }
+        for text in [
+            "/v1/users/user-42",
+            "/v1/users/a%20b%2Fc%25",
+            "/v1/users/a%2500",
+            "/v1/users/usu%C3%A1rio",
+            "/v1/users/%C2%85",
+            "/x?q=%+1&r=%0",
+            "/x?q=%",
+        ] {
+            assert_eq!(encoded_control(text), None, "{text}");
         }
     }
 

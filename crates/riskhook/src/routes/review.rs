@@ -29,6 +29,7 @@ use super::extract::{Authorized, Body, Params, next_cursor, page_limit, role};
 use super::openapi;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
+use crate::text::{Field, TextError};
 
 /// How many of the user's events a case shows: enough for a review, bounded for the page.
 const TIMELINE_LIMIT: u32 = 200;
@@ -50,31 +51,17 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 
 // --- Request types ------------------------------------------------------------------------
 
-/// Why a person acts: required, not blank, at most [`Reason::MAX_CHARS`] characters. Kept as
-/// given, trimmed.
+/// Why a person acts: required, not blank, at most 2,000 characters, no control characters
+/// but line breaks and tabs ([`Field::REASON`]). Kept as given, trimmed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "String")]
 struct Reason(String);
 
-impl Reason {
-    const MAX_CHARS: usize = 2000;
-}
-
 impl TryFrom<String> for Reason {
-    type Error = String;
+    type Error = TextError;
 
-    fn try_from(text: String) -> Result<Self, String> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            return Err("reason must not be blank".to_owned());
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(format!(
-                "reason is longer than {} characters",
-                Self::MAX_CHARS
-            ));
-        }
-        Ok(Reason(trimmed.to_owned()))
+    fn try_from(text: String) -> Result<Self, TextError> {
+        Field::REASON.read(&text).map(Reason)
     }
 }
 

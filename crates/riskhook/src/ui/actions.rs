@@ -17,25 +17,22 @@ use super::session::{Analyst, CsrfForm};
 use super::views::Flash;
 use super::{UiError, redirect};
 use crate::state::AppState;
+use crate::text::{Field, TextError};
 use crate::words;
 
-/// The longest reason kept (as for `/v1`).
-const MAX_REASON: usize = 2000;
-
-/// A reason as a form sends it: trimmed, required, bounded.
+/// A reason as a form sends it, read as for `/v1` ([`Field::REASON`]), refused in words.
 fn reason(text: &str) -> Result<String, Flash> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(Flash::error(
-            "Not done: a reason is required, so that the audit log says why.",
-        ));
-    }
-    if text.chars().count() > MAX_REASON {
-        return Err(Flash::error(format!(
-            "Not done: the reason is longer than {MAX_REASON} characters."
-        )));
-    }
-    Ok(text.to_owned())
+    Field::REASON.read(text).map_err(|e| match e {
+        TextError::Blank(_) => {
+            Flash::error("Not done: a reason is required, so that the audit log says why.")
+        }
+        TextError::TooLong { max, .. } => Flash::error(format!(
+            "Not done: the reason is longer than {max} characters."
+        )),
+        TextError::Control { .. } => {
+            Flash::error(format!("Not done: the {e}; write it without one."))
+        }
+    })
 }
 
 /// A refusal in words, or the error page when the store itself failed.

@@ -301,6 +301,12 @@ pub(crate) fn signed_headers(
 /// A configuration with one API key per role (as [`spawn_app_with_keys`]) plus `extra_toml`,
 /// written to `dir`.
 pub(crate) fn keys_config(dir: &Path, extra_toml: &str) -> Config {
+    let db = format!("sqlite://{}", dir.join("riskhook.db").display());
+    keys_config_on(dir, &db, extra_toml)
+}
+
+/// [`keys_config`] on the database `db`.
+pub(crate) fn keys_config_on(dir: &Path, db: &str, extra_toml: &str) -> Config {
     let mut toml = String::new();
     for (id, role, key) in [
         ("reader", "read", READ_KEY),
@@ -315,13 +321,12 @@ pub(crate) fn keys_config(dir: &Path, extra_toml: &str) -> Config {
     toml.push_str(extra_toml);
     let config_path = dir.join("riskhook.toml");
     std::fs::write(&config_path, toml).unwrap();
-    let db = format!("sqlite://{}", dir.join("riskhook.db").display());
     Config::load_with_env(
         Some(&config_path),
         [
             ("RISKHOOK_DIDIT_SECRET", SECRET),
             ("RISKHOOK_LISTEN", "127.0.0.1:0"),
-            ("RISKHOOK_DATABASE_URL", db.as_str()),
+            ("RISKHOOK_DATABASE_URL", db),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     )
@@ -671,4 +676,117 @@ pub(crate) fn now_ms() -> i64 {
             .as_millis(),
     )
     .unwrap()
+}
+
+// --- Control characters (ingest.rs, and services' postgres_text.rs) ------------------------
+
+/// Sends every place a person or Didit can put a control character into what the service
+/// stores (the identifiers of a delivery, a URL's path and query, a reason, a key's name) with
+/// one, and checks each gets the same 4xx on whichever backend `app` runs (PostgreSQL cannot
+/// store U+0000 at all: there it used to be a 503 that Didit would retry forever) and that none
+/// changed anything. `app` has the keys of [`keys_config`] and an empty database.
+pub(crate) async fn control_characters_are_refused_alike(app: &TestApp) {
+    let user = "user-42";
+    let clean = fixture("status-updated-approved.json");
+    let approved: Value = serde_json::from_slice(&clean).unwrap();
+    assert_eq!(approved["vendor_data"], user);
+    let t = now();
+    for (field, value) in [
+        ("vendor_data", "user-42\u{0}evil"),
+        ("session_id", "0d1e5b6a\u{0}"),
+        ("webhook_type", "status.updated\u{0}"),
+        ("status", "Approved\u{0}"),
+        ("event_id", "\u{0}"),
+        ("vendor_data", "user-42\nINFO forged"),
+    ] {
+        let mut body = approved.clone();
+        body[field] = Value::from(value);
+        body["timestamp"] = Value::from(t);
+        let reply = app
+            .post_signed(&serde_json::to_vec(&body).unwrap(), t)
+            .await;
+        assert_eq!(reply.status, 422, "{field} {value:?}: {reply:?}");
+        assert_eq!(
+            reply.json["code"], "not-a-didit-event",
+            "{field}: {reply:?}"
+        );
+        let detail = reply.json["detail"].as_str().unwrap();
+        assert!(detail.contains("control character U+00"), "{detail}");
+    }
+    let reply = app.post_signed(&delivery::restamp(&clean, t), t).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    for path in [
+        format!("/v1/users/{user}%00"),
+        "/v1/sessions/a%00b".to_owned(),
+        "/v1/cases/a%00b".to_owned(),
+        "/v1/actions/a%00b".to_owned(),
+        "/v1/deliveries/a%00b".to_owned(),
+        "/v1/cases?after=a%00b".to_owned(),
+        "/v1/users/a%0Ab/assessments".to_owned(),
+        "/ui/users/a%00b".to_owned(),
+    ] {
+        let reply = app.api(reqwest::Method::GET, &path, Some(ADMIN_KEY)).await;
+        assert_eq!(reply.status, 400, "{path}: {reply:?}");
+        assert_eq!(reply.json["code"], "malformed-url", "{path}: {reply:?}");
+    }
+    let reply = app
+        .api_json(
+            reqwest::Method::POST,
+            &format!("/v1/users/{user}%00/freeze"),
+            Some(ADMIN_KEY),
+            &serde_json::json!({"reason": "fraud"}),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+
+    for (path, body) in [
+        (
+            format!("/v1/users/{user}/freeze"),
+            serde_json::json!({"reason": "fraud\u{0}"}),
+        ),
+        (
+            "/v1/keys".to_owned(),
+            serde_json::json!({"name": "ci\u{0}", "role": "read"}),
+        ),
+        (
+            "/v1/keys".to_owned(),
+            serde_json::json!({"name": "ci", "principal": "bob\u{1b}[2J", "role": "read"}),
+        ),
+    ] {
+        let reply = app
+            .api_json(reqwest::Method::POST, &path, Some(ADMIN_KEY), &body)
+            .await;
+        assert_eq!(reply.status, 422, "{path} {body}: {reply:?}");
+        let detail = reply.json["detail"].as_str().unwrap();
+        assert!(detail.contains("control character U+00"), "{detail}");
+    }
+
+    assert_eq!(
+        app.store.count_events().await.unwrap(),
+        1,
+        "only the clean delivery"
+    );
+    let reply = app
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/users/{user}"),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.json["verdict"],
+        Value::Null,
+        "nobody acted: {reply:?}"
+    );
+    let reply = app
+        .api(reqwest::Method::GET, "/v1/keys", Some(ADMIN_KEY))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.json["keys"].as_array().map(Vec::len),
+        Some(0),
+        "{reply:?}"
+    );
 }

@@ -7,8 +7,8 @@ use riskhook_didit::signature::{Key, Secret, SignedHeaders, sign_simple};
 use serde_json::Value;
 
 use crate::helpers::{
-    SECRET, fixture, fixture_names, now, signed_headers, spawn_app, spawn_app_with,
-    spawn_app_with_config, test_config,
+    SECRET, control_characters_are_refused_alike, fixture, fixture_names, keys_config, now,
+    signed_headers, spawn_app, spawn_app_with, spawn_app_with_config, test_config,
 };
 
 fn webhook_type_of(body: &[u8]) -> String {
@@ -226,6 +226,16 @@ async fn every_rejection_has_its_status_and_problem_body_and_stores_nothing() {
         0,
         "nothing rejected is stored"
     );
+    app.stop().await;
+}
+
+/// SQLite could store every one of these; it refuses them all the same, so that both backends
+/// answer alike (services' `postgres_text` runs the same checks on PostgreSQL).
+#[tokio::test]
+async fn control_characters_in_ids_urls_and_typed_text_get_a_4xx_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with_config(keys_config(dir.path(), "")).await;
+    control_characters_are_refused_alike(&app).await;
     app.stop().await;
 }
 

@@ -29,6 +29,7 @@ mod faults;
 mod helpers;
 mod instances;
 mod nats;
+mod postgres_text;
 mod workbench_browser;
 
 /// Adds each test as `module::function`, its name in libtest's style.
@@ -89,6 +90,8 @@ fn main() -> ExitCode {
         faults::sigkill::one_of_three_postgres_instances_killed_mid_load_loses_and_doubles_nothing
             on multi, unless postgres;
         instances::three_instances_on_one_database_end_like_one_instance_fed_one_by_one
+            on current, unless postgres;
+        postgres_text::control_characters_get_the_same_4xx_on_postgres_as_on_sqlite
             on current, unless postgres;
         nats::every_change_reaches_jetstream_once_in_order_per_user_on_its_users_subject
             on current, unless nats;
