@@ -137,6 +137,11 @@ fn migrator() -> Migrator {
             "ingest in two calls",
             include_str!("../migrations/0008_ingest_in_two_calls.sql"),
         ),
+        migration(
+            9,
+            "fewer index writes",
+            include_str!("../migrations/0009_fewer_index_writes.sql"),
+        ),
     ])
 }
 
