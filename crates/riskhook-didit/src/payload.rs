@@ -121,6 +121,13 @@ pub enum EventBody {
     Other(Map<String, Value>),
 }
 
+/// The longest identifier (event type, `event_id`, subject, `session_id`, status,
+/// `vendor_data`) an event may carry, in bytes of UTF-8: Didit's are UUIDs and short words, and
+/// an integrator's `vendor_data` a user id or an e-mail address (at most 254). Three of them,
+/// escaped (which may double them), make the content key, which PostgreSQL indexes, and a
+/// B-tree entry there is at most 2,704 bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
 /// Why a body could not be read as a Didit event.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
@@ -225,17 +232,19 @@ impl DiditEvent {
             shape,
             body,
         };
-        event.refuse_control_characters()?;
+        event.check_identifiers()?;
         Ok(event)
     }
 
     /// Refuses an event whose identifying text holds a control character (U+0000-U+001F,
-    /// U+007F-U+009F). These texts are keys: stored, compared, logged and shown to analysts, and
-    /// no Didit id or status, nor an integrator's `vendor_data`, has a reason to hold one.
-    /// PostgreSQL cannot store U+0000 in text at all, so a delivery carrying one would fail
-    /// there on every retry while SQLite took it; refused here, it is the same 422 everywhere
-    /// and Didit stops retrying. The value is not echoed: it is the attacker's text.
-    fn refuse_control_characters(&self) -> Result<(), PayloadError> {
+    /// U+007F-U+009F) or is longer than [`MAX_ID_BYTES`]. These texts are keys: stored, indexed,
+    /// compared, logged and shown to analysts, and no Didit id or status, nor an integrator's
+    /// `vendor_data`, has a reason to hold a control character or run to pages. PostgreSQL
+    /// cannot store U+0000 in text at all, nor index an entry over 2,704 bytes, so such a
+    /// delivery would fail there on every retry while SQLite took it; refused here, it is the
+    /// same 422 everywhere and Didit stops retrying. The value is not echoed: it is the
+    /// sender's text.
+    fn check_identifiers(&self) -> Result<(), PayloadError> {
         let keys = [
             ("the event type", Some(self.kind.as_str())),
             ("`event_id`", self.event_id.as_deref()),
@@ -245,10 +254,17 @@ impl DiditEvent {
             ("`vendor_data`", self.vendor_data()),
         ];
         for (name, text) in keys {
-            if let Some(c) = text.and_then(|t| t.chars().find(|c| c.is_control())) {
+            let Some(text) = text else { continue };
+            if let Some(c) = text.chars().find(|c| c.is_control()) {
                 return Err(PayloadError::NotAnEvent(format!(
                     "{name} contains the control character U+{:04X}; identifiers must not",
                     u32::from(c)
+                )));
+            }
+            if text.len() > MAX_ID_BYTES {
+                return Err(PayloadError::NotAnEvent(format!(
+                    "{name} is {} bytes long; identifiers are at most {MAX_ID_BYTES}",
+                    text.len()
                 )));
             }
         }

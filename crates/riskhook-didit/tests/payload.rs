@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use riskhook_didit::payload::{
     AmlDataset, AmlReviewStatus, DiditEvent, EntityStatus, EnvelopeShape, EventBody, EventKind,
-    FeatureStatus, LogType, PayloadError, SessionStatus, TransactionStatus,
+    FeatureStatus, LogType, MAX_ID_BYTES, PayloadError, SessionStatus, TransactionStatus,
 };
 use serde_json::json;
 
@@ -681,7 +681,7 @@ fn bodies_that_are_not_events_are_rejected_as_not_an_event() {
 }
 
 #[test]
-fn identifiers_holding_a_control_character_are_not_an_event() {
+fn identifiers_holding_a_control_character_or_too_long_are_not_an_event() {
     // Each identifying field the store keys on, for the kinds that carry it, with a control
     // character PostgreSQL refuses (U+0000) and ones it would take but that are no id (a
     // newline, DEL, a C1 control).
@@ -735,9 +735,20 @@ fn identifiers_holding_a_control_character_are_not_an_event() {
                 "echoed: {text}"
             );
         }
-        // Printable text of any script is an identifier like any other.
+        // Printable text of any script is an identifier like any other, up to the limit.
         let body = format!(r#"{head}"usuário-ß-日本 1"{tail}"#);
         DiditEvent::from_slice(body.as_bytes()).expect(&body);
+        let longest = format!("{}é", "u".repeat(MAX_ID_BYTES - 2));
+        let body = format!(r#"{head}"{longest}"{tail}"#);
+        DiditEvent::from_slice(body.as_bytes()).expect(&body);
+        let body = format!(r#"{head}"{longest}x"{tail}"#);
+        let err = DiditEvent::from_slice(body.as_bytes()).expect_err(&body);
+        assert!(matches!(err, PayloadError::NotAnEvent(_)), "{body}: {err}");
+        assert!(
+            err.to_string()
+                .ends_with("is 257 bytes long; identifiers are at most 256"),
+            "{err}"
+        );
     }
     // Control characters outside the identifiers are the payload's business: kept.
     let event = parse(&json!({

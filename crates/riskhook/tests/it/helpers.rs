@@ -678,26 +678,47 @@ pub(crate) fn now_ms() -> i64 {
     .unwrap()
 }
 
-// --- Control characters (ingest.rs, and services' postgres_text.rs) ------------------------
+// --- Text a backend cannot store (ingest.rs, and services' postgres_text.rs) ---------------
 
 /// Sends every place a person or Didit can put a control character into what the service
 /// stores (the identifiers of a delivery, a URL's path and query, a reason, a key's name) with
-/// one, and checks each gets the same 4xx on whichever backend `app` runs (PostgreSQL cannot
-/// store U+0000 at all: there it used to be a 503 that Didit would retry forever) and that none
-/// changed anything. `app` has the keys of [`keys_config`] and an empty database.
+/// one, and a delivery's identifiers too long, and checks each gets the same 4xx on whichever
+/// backend `app` runs (PostgreSQL cannot store U+0000 nor index an entry over 2,704 bytes: there
+/// both used to be a 503 that Didit would retry forever) and that none changed anything. `app`
+/// has the keys of [`keys_config`] and an empty database.
 pub(crate) async fn control_characters_are_refused_alike(app: &TestApp) {
     let user = "user-42";
     let clean = fixture("status-updated-approved.json");
     let approved: Value = serde_json::from_slice(&clean).unwrap();
     assert_eq!(approved["vendor_data"], user);
     let t = now();
-    for (field, value) in [
-        ("vendor_data", "user-42\u{0}evil"),
-        ("session_id", "0d1e5b6a\u{0}"),
-        ("webhook_type", "status.updated\u{0}"),
-        ("status", "Approved\u{0}"),
-        ("event_id", "\u{0}"),
-        ("vendor_data", "user-42\nINFO forged"),
+    // Random hex, so that PostgreSQL cannot compress it under its index entry limit.
+    let long: String = (0..300)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    let too_long = "bytes long; identifiers are at most 256";
+    for (field, value, says) in [
+        (
+            "vendor_data",
+            "user-42\u{0}evil",
+            "control character U+0000",
+        ),
+        ("session_id", "0d1e5b6a\u{0}", "control character U+0000"),
+        (
+            "webhook_type",
+            "status.updated\u{0}",
+            "control character U+0000",
+        ),
+        ("status", "Approved\u{0}", "control character U+0000"),
+        ("event_id", "\u{0}", "control character U+0000"),
+        (
+            "vendor_data",
+            "user-42\nINFO forged",
+            "control character U+000A",
+        ),
+        ("vendor_data", &long, too_long),
+        ("session_id", &long[..3000], too_long),
+        ("event_id", &long[..257], too_long),
     ] {
         let mut body = approved.clone();
         body[field] = Value::from(value);
@@ -705,13 +726,14 @@ pub(crate) async fn control_characters_are_refused_alike(app: &TestApp) {
         let reply = app
             .post_signed(&serde_json::to_vec(&body).unwrap(), t)
             .await;
-        assert_eq!(reply.status, 422, "{field} {value:?}: {reply:?}");
+        let shown = &value[..value.len().min(40)];
+        assert_eq!(reply.status, 422, "{field} {shown:?}: {reply:?}");
         assert_eq!(
             reply.json["code"], "not-a-didit-event",
             "{field}: {reply:?}"
         );
         let detail = reply.json["detail"].as_str().unwrap();
-        assert!(detail.contains("control character U+00"), "{detail}");
+        assert!(detail.contains(says), "{detail}");
     }
     let reply = app.post_signed(&delivery::restamp(&clean, t), t).await;
     assert_eq!(reply.status, 200, "{reply:?}");
