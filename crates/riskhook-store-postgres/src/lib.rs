@@ -142,6 +142,16 @@ fn migrator() -> Migrator {
             "fewer index writes",
             include_str!("../migrations/0009_fewer_index_writes.sql"),
         ),
+        migration(
+            10,
+            "lz4 for large values",
+            include_str!("../migrations/0010_lz4_for_large_values.sql"),
+        ),
+        migration(
+            11,
+            "user facts by index",
+            include_str!("../migrations/0011_user_facts_by_index.sql"),
+        ),
     ])
 }
 

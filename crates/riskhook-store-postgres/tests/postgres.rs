@@ -51,6 +51,18 @@ fn main() -> ExitCode {
             migration_9_drops_the_indexes_nothing_reads_and_keeps_the_rest,
         )
         .test(
+            "migration_10_compresses_new_bodies_and_assessments_with_lz4",
+            Runtime::CurrentThread,
+            postgres,
+            migration_10_compresses_new_bodies_and_assessments_with_lz4,
+        )
+        .test(
+            "migration_11_finds_user_facts_without_scanning_assessments",
+            Runtime::CurrentThread,
+            postgres,
+            migration_11_finds_user_facts_without_scanning_assessments,
+        )
+        .test(
             "staged_audit_entries_are_never_edited_and_leave_only_into_the_chain",
             Runtime::CurrentThread,
             postgres,
@@ -104,7 +116,7 @@ async fn three_instances_opening_at_once_migrate_once_and_store_a_delivery_once(
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9]],
+        [vec![], vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]],
         "one instance migrates"
     );
     let stores = [a.0, b.0, c.0];
@@ -438,6 +450,102 @@ async fn migration_9_drops_the_indexes_nothing_reads_and_keeps_the_rest() {
     conn.close().await.expect("close");
     store.close().await;
     database.remove().await.expect("drop the test database");
+}
+
+/// Issue 14: a body and an assessment over the TOAST threshold are stored compressed with lz4
+/// (this server has it, as Debian's PostgreSQL does) and read back byte for byte.
+async fn migration_10_compresses_new_bodies_and_assessments_with_lz4() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url, 2).await.expect("open");
+    let mut event = conformance::event(1, "u-1", "sess-1", "Approved", 1_780_000_001);
+    let padding: String = (0..400).map(|i| format!("\"field-{i}\":{i},")).collect();
+    event.raw = format!("{{{padding}\"webhook_type\":\"status.updated\"}}").into_bytes();
+    let mut assessment = conformance::assessment(1, Decision::Review, 70);
+    assessment.json = format!("{{{padding}\"decision\":\"review\"}}");
+    assert!(event.raw.len() > 4_000 && assessment.json.len() > 4_000);
+    let (raw, json) = (event.raw.clone(), assessment.json.clone());
+    let id = event.id.to_string();
+    store.ingest(event, Some(assessment)).await.expect("ingest");
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let methods: (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT pg_column_compression(e.raw), pg_column_compression(a.assessment)
+         FROM events e JOIN assessments a ON a.event_id = e.id WHERE e.id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&mut conn)
+    .await
+    .expect("compression");
+    assert_eq!(methods, (Some("lz4".to_owned()), Some("lz4".to_owned())));
+    assert_eq!(
+        store.event(&id).await.expect("read").expect("stored").raw,
+        raw
+    );
+    let stored: String =
+        sqlx::query_scalar("SELECT assessment FROM assessments WHERE event_id = $1")
+            .bind(&id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("assessment");
+    assert_eq!(stored, json);
+    conn.close().await.expect("close");
+    store.close().await;
+    database.remove().await.expect("drop the test database");
+}
+
+/// Issue 14: the plans `riskhook_user_facts` caches while the tables are small do not scan
+/// `assessments` whole once it has grown (some connections' did, at every call, which was
+/// PostgreSQL's "slow mode"). A few scans while the table is tiny are the planner's right
+/// choice; after that, none.
+async fn migration_11_finds_user_facts_without_scanning_assessments() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let mut scans = Vec::new();
+    for phase in 0..2u32 {
+        // One connection, so that one cached plan serves every call.
+        let store = PostgresStore::open(&url, 1).await.expect("open");
+        for n in phase * 200..(phase + 1) * 200 {
+            let (user, session) = (format!("u-{n}"), format!("s-{n}"));
+            let event = conformance::event(n, &user, &session, "Approved", 1_780_000_001);
+            let assessment = conformance::assessment(n, Decision::Approve, 10);
+            store.ingest(event, Some(assessment)).await.expect("ingest");
+        }
+        // A backend reports its statistics when it ends.
+        store.close().await;
+        scans.push(assessment_scans(&mut conn, (phase + 1) * 200).await);
+    }
+    let config: Option<Vec<String>> =
+        sqlx::query_scalar("SELECT proconfig FROM pg_proc WHERE proname = 'riskhook_user_facts'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("proconfig");
+    assert_eq!(config, Some(vec!["enable_seqscan=off".to_owned()]));
+    assert_eq!(
+        scans[1], scans[0],
+        "sequential scans of a grown assessments table"
+    );
+    conn.close().await.expect("close");
+    database.remove().await.expect("drop the test database");
+}
+
+/// Sequential scans of `assessments` so far, once the statistics count `inserted` rows.
+async fn assessment_scans(conn: &mut PgConnection, inserted: u32) -> i64 {
+    for _ in 0..100 {
+        let (scans, rows): (i64, i64) = sqlx::query_as(
+            "SELECT seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'assessments'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .expect("statistics");
+        if rows == i64::from(inserted) {
+            return scans;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the statistics never counted {inserted} assessments");
 }
 
 /// Issue 14: an entry staged outside riskhook (or edited while staged) without the audit key

@@ -1,0 +1,17 @@
+-- Issue 14: PostgreSQL's "slow mode". PL/pgSQL caches each statement's plan per connection;
+-- after five calls it may switch to a generic plan, made without the parameters' values, and
+-- keeps it for the connection's life. On a young database, or any whose tables were never
+-- analysed (autovacuum off), that plan was made when `assessments` held a handful of rows, and
+-- some connections chose a sequential scan to find a user's assessments. Those scans grow with
+-- the table: in such runs `pg_stat_user_tables` counted 2,500-6,300 sequential scans of
+-- `assessments` reading 8-20 million rows over 7,000 deliveries (against ~25 in a fast run),
+-- and PostgreSQL spent 1.8-2.0 ms of CPU a delivery instead of ~1.0 (BENCHMARKS.md).
+--
+-- The scans come from `riskhook_user_facts`, whose every statement finds a user's rows by an
+-- indexed key (the user, the session's user, the assessment's id, the user's open case): it
+-- forbids sequential scans, so its cached generic plans stay right as the tables grow. Two
+-- broader cures were measured and rejected: a custom plan at every call (`plan_cache_mode =
+-- force_custom_plan` on every ingest function) cost ~600 µs of planning a delivery, and
+-- `enable_seqscan = off` on every ingest function made intake ten times slower. Instances of
+-- the previous version call the same function and get the same plans.
+ALTER FUNCTION riskhook_user_facts(TEXT) SET enable_seqscan = off;
