@@ -104,37 +104,10 @@ pub(crate) const ADMIN_KEY: &str = "rk_test_admin_0123456789";
 /// A fresh service with one API key per role and, optionally, a policy file.
 pub(crate) async fn spawn_app_with_keys(policy: Option<&Path>) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut toml = String::new();
-    for (id, role, key) in [
-        ("reader", "read", READ_KEY),
-        ("reviewer", "review", REVIEW_KEY),
-        ("admin", "admin", ADMIN_KEY),
-    ] {
-        toml.push_str(&format!(
-            "[[api_keys]]\nid = \"{id}\"\nrole = \"{role}\"\nhash = \"{}\"\n\n",
-            riskhook::auth::api_key_hash(key)
-        ));
-    }
-    if let Some(policy) = policy {
-        toml.push_str(&format!(
-            "[policy]\npath = {:?}\n",
-            policy.display().to_string()
-        ));
-    }
-    let config_path = dir.path().join("riskhook.toml");
-    std::fs::write(&config_path, toml).unwrap();
-    let db = format!("sqlite://{}", dir.path().join("riskhook.db").display());
-    let config = Config::load_with_env(
-        Some(&config_path),
-        [
-            ("RISKHOOK_DIDIT_SECRET", SECRET),
-            ("RISKHOOK_LISTEN", "127.0.0.1:0"),
-            ("RISKHOOK_DATABASE_URL", db.as_str()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    )
-    .unwrap();
-    let mut app = spawn_app_with_config(config).await;
+    let policy = policy.map_or_else(String::new, |policy| {
+        format!("[policy]\npath = {:?}\n", policy.display().to_string())
+    });
+    let mut app = spawn_app_with_config(keys_config(dir.path(), &policy)).await;
     app._dir = Some(dir);
     app
 }
