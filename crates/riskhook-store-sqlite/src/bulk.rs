@@ -74,43 +74,54 @@ pub(crate) async fn replay_events(
 ) -> Result<Vec<ReplayRecord>, StoreError> {
     let (reader, f) = (reader.clone(), filter.clone());
     tokio::task::spawn_blocking(move || {
-        reader.with(|c| {
-            // The bodies by a statement of their own, not a join: SQLite would seek each
-            // event's row (a page of the large `events` table an event) before testing whether
-            // the snapshot is there.
-            let mut page = c.prepare_cached(
-                "SELECT event_seq, user_id, at, signals FROM signal_snapshots
+        reader
+            .with(|c| {
+                // The bodies by a statement of their own, not a join: SQLite would seek each
+                // event's row (a page of the large `events` table an event) before testing whether
+                // the snapshot is there.
+                let mut page = c.prepare_cached(
+                    "SELECT event_seq, user_id, at, signals FROM signal_snapshots
                  WHERE event_seq > ?1
                    AND (?2 IS NULL OR received_at >= ?2) AND (?3 IS NULL OR received_at < ?3)
                  ORDER BY event_seq LIMIT ?4",
-            )?;
-            let mut records = page
-                .query_map(
-                    params![f.after_seq, f.received_since, f.received_until, f.limit],
-                    |r| {
-                        Ok(ReplayRecord {
-                            seq: r.get(0)?,
-                            user_id: r.get(1)?,
-                            at: r.get(2)?,
-                            signals: r.get(3)?,
-                            unassessed: None,
-                        })
-                    },
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut body =
-                c.prepare_cached("SELECT id, body_trusted, raw FROM events WHERE seq = ?1")?;
-            for record in records.iter_mut().filter(|r| r.signals.is_none()) {
-                record.unassessed = Some(body.query_row([record.seq], |r| {
-                    Ok(ReplayBody {
-                        event_id: r.get(0)?,
-                        body_trusted: r.get(1)?,
-                        raw: r.get(2)?,
-                    })
-                })?);
-            }
-            Ok(records)
-        })
+                )?;
+                let records = page
+                    .query_map(
+                        params![f.after_seq, f.received_since, f.received_until, f.limit],
+                        |r| {
+                            Ok(ReplayRecord {
+                                seq: r.get(0)?,
+                                user_id: r.get(1)?,
+                                at: r.get(2)?,
+                                signals: r.get(3)?,
+                                unassessed: None,
+                            })
+                        },
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut body = c.prepare_cached(
+                    "SELECT id, body_trusted, raw, raw_encoding FROM events WHERE seq = ?1",
+                )?;
+                let mut stored: Vec<(usize, String, bool, Vec<u8>, i64)> = Vec::new();
+                for (i, record) in records.iter().enumerate() {
+                    if record.signals.is_none() {
+                        stored.push(body.query_row([record.seq], |r| {
+                            Ok((i, r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })?);
+                    }
+                }
+                Ok((records, stored))
+            })
+            .and_then(|(mut records, stored)| {
+                for (i, event_id, body_trusted, raw, encoding) in stored {
+                    records[i].unassessed = Some(ReplayBody {
+                        event_id,
+                        body_trusted,
+                        raw: crate::packed::unpack(raw, encoding, "events.raw")?,
+                    });
+                }
+                Ok(records)
+            })
     })
     .await
     .map_err(|e| StoreError::Other(Box::new(e)))?

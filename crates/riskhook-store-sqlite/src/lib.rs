@@ -16,6 +16,7 @@ mod bulk;
 mod checkpointer;
 mod commands;
 mod effects;
+mod packed;
 mod reads;
 mod writer;
 
@@ -54,7 +55,8 @@ macro_rules! select_events {
     ($condition:literal) => {
         concat!(
             "SELECT id, received_at, webhook_type, delivery_key, content_key, subject_id, ",
-            "session_id, status, event_timestamp, vendor_data, key_id, scheme, body_trusted, raw ",
+            "session_id, status, event_timestamp, vendor_data, key_id, scheme, body_trusted, raw, ",
+            "raw_encoding ",
             "FROM events ",
             $condition
         )
@@ -155,6 +157,11 @@ fn migrations() -> Vec<Migration> {
             10,
             "signal snapshots",
             include_str!("../migrations/0010_signal_snapshots.sql"),
+        ),
+        migration(
+            11,
+            "packed bodies and assessments",
+            include_str!("../migrations/0011_packed_values.sql"),
         ),
     ]
 }
@@ -369,11 +376,7 @@ impl Store for SqliteStore {
     ) -> Result<IngestOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(writer::Job::Ingest(WriteJob {
-                event,
-                assessment,
-                reply,
-            }))
+            .send(writer::Job::Ingest(WriteJob::new(event, assessment, reply)))
             .await
             .map_err(|_| writer::unavailable("the database writer has stopped"))?;
         answer
@@ -864,8 +867,18 @@ fn assessment_record(row: &SqliteRow) -> Result<AssessmentRecord, StoreError> {
         decision: parse_decision(row.try_get::<&str, _>("decision").map_err(map_err)?)?,
         evaluated_at: row.try_get("evaluated_at").map_err(map_err)?,
         created_at: row.try_get("created_at").map_err(map_err)?,
-        json: row.try_get("assessment").map_err(map_err)?,
+        json: assessment_json(row)?,
     })
+}
+
+/// `assessments.assessment` as it was made: text when stored plain, else unpacked.
+pub(crate) fn assessment_json(row: &SqliteRow) -> Result<String, StoreError> {
+    let encoding: i64 = row.try_get("assessment_encoding").map_err(map_err)?;
+    if encoding == packed::PLAIN {
+        return row.try_get("assessment").map_err(map_err);
+    }
+    let stored: Vec<u8> = row.try_get("assessment").map_err(map_err)?;
+    packed::unpack_text(stored, encoding, "assessments.assessment")
 }
 
 fn stored_event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
@@ -886,7 +899,11 @@ fn stored_event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
         key_id: row.try_get("key_id").map_err(map_err)?,
         scheme: row.try_get("scheme").map_err(map_err)?,
         body_trusted: row.try_get("body_trusted").map_err(map_err)?,
-        raw: row.try_get("raw").map_err(map_err)?,
+        raw: packed::unpack(
+            row.try_get("raw").map_err(map_err)?,
+            row.try_get("raw_encoding").map_err(map_err)?,
+            "events.raw",
+        )?,
     })
 }
 
@@ -961,6 +978,85 @@ mod tests {
             .expect("query")
     }
 
+    /// Bodies and assessments are written packed (migration 11) and every read gives back the
+    /// bytes made: an event, an assessment, a shadow's view of it, a backtest's unassessed body.
+    #[tokio::test]
+    async fn bodies_and_assessments_are_stored_packed_and_read_back_as_made() {
+        use riskhook_store::conformance::{assessment, event};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("packed.db").display());
+        let store = SqliteStore::open(&url).await.expect("open");
+        let body = include_bytes!("../../../fixtures/didit/status-updated-approved-full.json");
+        let mut assessed = event(1, "u-p1", "sess-p1", "Approved", 1_780_000_001);
+        assessed.raw = body.to_vec();
+        let mut made = assessment(1, Decision::Review, 40);
+        made.json = serde_json::json!({
+            "decision": "review",
+            "not_evaluated": (0..30)
+                .map(|i| serde_json::json!({"rule_id": format!("rule.{i}"), "error": "reads unchecked signals: x"}))
+                .collect::<Vec<_>>(),
+        })
+        .to_string();
+        made.shadows = vec![riskhook_store::NewShadowAssessment {
+            shadow_id: "next".to_owned(),
+            policy_hash: "p2".to_owned(),
+            score: 10,
+            decision: Decision::Approve,
+            fired: vec![],
+        }];
+        let json = made.json.clone();
+        store.ingest(assessed, Some(made)).await.expect("ingest");
+        let mut unassessed = event(2, "u-p2", "sess-p2", "Approved", 1_780_000_002);
+        unassessed.raw = body.to_vec();
+        store.ingest(unassessed, None).await.expect("ingest");
+
+        let conn = rusqlite::Connection::open(dir.path().join("packed.db")).expect("open");
+        for (sql, made) in [
+            ("SELECT raw_encoding, length(raw) FROM events", body.len()),
+            (
+                "SELECT assessment_encoding, length(assessment) FROM assessments",
+                json.len(),
+            ),
+        ] {
+            for row in rows(&conn, sql) {
+                assert_eq!(row[0], Value::Integer(packed::LZ4), "{sql}");
+                let Value::Integer(stored) = row[1] else {
+                    panic!("{row:?}")
+                };
+                assert!(
+                    stored * 4 < i64::try_from(made).expect("len") * 3,
+                    "{sql}: {stored} of {made}"
+                );
+            }
+        }
+
+        for id in ["evt_00000001", "evt_00000002"] {
+            let read = store.event(id).await.expect("read").expect("stored");
+            assert_eq!(read.raw, body, "{id}");
+        }
+        let read = store.assessment("asm_00000001").await.expect("read");
+        assert_eq!(read.expect("stored").json, json);
+        let shadows = store
+            .shadow_assessments("next", None, 10)
+            .await
+            .expect("read");
+        assert_eq!(shadows.len(), 1);
+        assert_eq!(shadows[0].assessment, json);
+        let replayed = store
+            .replay_events(&riskhook_store::ReplayFilter {
+                limit: 10,
+                ..riskhook_store::ReplayFilter::default()
+            })
+            .await
+            .expect("replay");
+        let bodies: Vec<_> = replayed
+            .iter()
+            .filter_map(|r| r.unassessed.as_ref())
+            .collect();
+        assert_eq!(bodies.len(), 1);
+        assert_eq!(bodies[0].raw, body);
+    }
+
     /// Migration 10's backfill derives from each stored assessment the compact snapshot intake
     /// writes now, and leaves an unassessed event to its body.
     #[tokio::test]
@@ -978,6 +1074,22 @@ mod tests {
         let conn = rusqlite::Connection::open(dir.path().join("snap.db")).expect("open");
         conn.execute("DELETE FROM signal_snapshots", [])
             .expect("delete");
+        // The rows migration 10 found were stored before migration 11 packed assessments.
+        let stored: Vec<(String, Vec<u8>, i64)> = conn
+            .prepare("SELECT id, CAST(assessment AS BLOB), assessment_encoding FROM assessments")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .and_then(Iterator::collect)
+            })
+            .expect("assessments");
+        for (id, json, encoding) in stored {
+            let json = crate::packed::unpack_text(json, encoding, "a").expect("unpack");
+            conn.execute(
+                "UPDATE assessments SET assessment = ?2, assessment_encoding = 0 WHERE id = ?1",
+                rusqlite::params![id, json],
+            )
+            .expect("plain");
+        }
         conn.execute_batch(backfill).expect("backfill");
         assert_eq!(
             riskhook_store::conformance::replayed_snapshots(&store).await,

@@ -459,8 +459,8 @@ pub(crate) async fn shadow_assessments(
     limit: u32,
 ) -> Result<Vec<ShadowRecord>, StoreError> {
     sqlx::query(
-        "SELECT s.assessment_id, a.user_id, a.evaluated_at, a.assessment, s.decision, s.score,
-                s.policy_hash, s.fired
+        "SELECT s.assessment_id, a.user_id, a.evaluated_at, a.assessment, a.assessment_encoding,
+                s.decision, s.score, s.policy_hash, s.fired
          FROM shadow_assessments s JOIN assessments a ON a.id = s.assessment_id
          WHERE s.shadow_id = ?1 AND (?2 IS NULL OR s.assessment_id > ?2)
          ORDER BY s.assessment_id LIMIT ?3",
@@ -478,7 +478,7 @@ pub(crate) async fn shadow_assessments(
             assessment_id: get(row, "assessment_id")?,
             user_id: get(row, "user_id")?,
             evaluated_at: get(row, "evaluated_at")?,
-            assessment: get(row, "assessment")?,
+            assessment: crate::assessment_json(row)?,
             decision: parse_decision(&get::<String>(row, "decision")?)?,
             score: u8::try_from(get::<i64>(row, "score")?)
                 .map_err(|_| StoreError::Corrupt("shadow score out of range".into()))?,

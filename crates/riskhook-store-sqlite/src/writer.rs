@@ -19,6 +19,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::checkpointer::{Limits, Wal};
+use crate::packed::{self, Packed};
 use crate::{PROVIDER, effects};
 
 /// How many deliveries one commit carries at most.
@@ -46,9 +47,35 @@ impl std::fmt::Debug for Job {
 
 /// A delivery waiting for the writer.
 pub(crate) struct WriteJob {
-    pub(crate) event: EventRecord,
-    pub(crate) assessment: Option<NewAssessment>,
-    pub(crate) reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
+    /// Its `raw` is empty: the body travels packed, in `raw`.
+    event: EventRecord,
+    /// Its `json` is empty: it travels packed, in `assessment_json`.
+    assessment: Option<NewAssessment>,
+    raw: Packed,
+    assessment_json: Option<Packed>,
+    reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
+}
+
+impl WriteJob {
+    /// The job for a delivery, its two large values packed here, on the caller's thread,
+    /// not the writer's.
+    pub(crate) fn new(
+        mut event: EventRecord,
+        mut assessment: Option<NewAssessment>,
+        reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
+    ) -> Self {
+        let raw = packed::pack(&std::mem::take(&mut event.raw));
+        let assessment_json = assessment
+            .as_mut()
+            .map(|a| packed::pack(std::mem::take(&mut a.json).as_bytes()));
+        Self {
+            event,
+            assessment,
+            raw,
+            assessment_json,
+            reply,
+        }
+    }
 }
 
 impl std::fmt::Debug for WriteJob {
@@ -150,7 +177,7 @@ fn commit_batch(connection: &mut Connection, batch: &[WriteJob]) -> Result<Outco
         .map_err(map_err)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
-        match apply(&tx, &job.event, job.assessment.as_ref()) {
+        match apply(&tx, job) {
             Ok(outcome) => outcomes.push(Ok(outcome)),
             Err(e) => {
                 tracing::warn!(error = %e, "a delivery failed inside a batch; replaying the batch one by one");
@@ -172,7 +199,7 @@ fn commit_one_by_one(
         let tx = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(map_err)?;
-        match apply(&tx, &job.event, job.assessment.as_ref()) {
+        match apply(&tx, job) {
             Ok(outcome) => {
                 tx.commit().map_err(map_err)?;
                 outcomes.push(Ok(outcome));
@@ -184,11 +211,8 @@ fn commit_one_by_one(
 }
 
 /// One delivery's effects inside the batch's transaction.
-fn apply(
-    conn: &Connection,
-    event: &EventRecord,
-    assessment: Option<&NewAssessment>,
-) -> Result<IngestOutcome, StoreError> {
+fn apply(conn: &Connection, job: &WriteJob) -> Result<IngestOutcome, StoreError> {
+    let (event, assessment) = (&job.event, job.assessment.as_ref());
     // `WHERE NOT EXISTS` rather than relying on the conflict alone: a conflicting
     // AUTOINCREMENT insert still bumps `sqlite_sequence`, which would make every duplicate
     // write (and fsync) the database for nothing. The unique indexes stay the guarantee.
@@ -196,8 +220,8 @@ fn apply(
         .prepare_cached(
             "INSERT INTO events (id, provider, received_at, webhook_type, delivery_key, content_key,
                                  subject_id, session_id, status, event_timestamp, vendor_data,
-                                 key_id, scheme, body_trusted, raw)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+                                 key_id, scheme, body_trusted, raw, raw_encoding)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
              WHERE NOT EXISTS (SELECT 1 FROM events
                                WHERE provider = ?2 AND (delivery_key = ?5 OR content_key = ?6))
              ON CONFLICT DO NOTHING",
@@ -218,7 +242,8 @@ fn apply(
                 event.key_id,
                 event.scheme,
                 event.body_trusted,
-                event.raw,
+                job.raw.bytes,
+                job.raw.encoding,
             ])
         })
         .map_err(map_err)?;
@@ -241,8 +266,8 @@ fn apply(
     if event.session_id.is_some() {
         record_snapshot(conn, conn.last_insert_rowid(), event, assessment)?;
     }
-    if let Some(assessment) = assessment {
-        record_assessment(conn, event, assessment)?;
+    if let (Some(assessment), Some(json)) = (assessment, &job.assessment_json) {
+        record_assessment(conn, event, assessment, json)?;
     }
     let session_advanced = advance_session(conn, event, assessment.map(|a| a.id.as_str()))?;
     if let Some(user_id) = &event.vendor_data {
@@ -291,11 +316,13 @@ fn record_assessment(
     conn: &Connection,
     event: &EventRecord,
     assessment: &NewAssessment,
+    json: &Packed,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO assessments (id, event_id, session_id, user_id, policy_hash, score, decision,
-                                  decision_rank, evaluated_at, created_at, assessment)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                  decision_rank, evaluated_at, created_at, assessment,
+                                  assessment_encoding)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -309,7 +336,8 @@ fn record_assessment(
             decision_rank(assessment.decision),
             assessment.evaluated_at,
             event.received_at,
-            assessment.json,
+            packed_value(json),
+            json.encoding,
         ])
     })
     .map_err(map_err)?;
@@ -334,6 +362,16 @@ fn record_assessment(
     // Every automatic decision is audited, with what it rests on.
     effects::append_audit(conn, NewAuditEntry::assessment_recorded(event, assessment))?;
     Ok(())
+}
+
+/// An assessment's packed JSON as SQLite stores it: text when plain (it was packed from a
+/// `String`), as the column always held; a blob when compressed.
+fn packed_value(value: &Packed) -> rusqlite::types::ToSqlOutput<'_> {
+    if value.encoding == packed::PLAIN {
+        rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(&value.bytes))
+    } else {
+        rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Blob(&value.bytes))
+    }
 }
 
 pub(crate) fn decision_rank(decision: Decision) -> i64 {

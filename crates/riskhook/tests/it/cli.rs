@@ -185,7 +185,7 @@ fn migrate_creates_the_database_once() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"
+        "applied migrations: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]"
     );
     let second = riskhook()
         .args(["migrate", "--database-url", &url])
@@ -277,7 +277,7 @@ async fn serve_runs_as_a_process_and_stops_cleanly_on_sigterm() {
         .find(|l| l.contains("\"database migrations applied\""))
         .unwrap_or_else(|| panic!("no migrations logged: {log}"));
     assert!(
-        applied.contains("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]") && applied.contains("\"seconds\""),
+        applied.contains("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]") && applied.contains("\"seconds\""),
         "{applied}"
     );
     assert!(
