@@ -703,6 +703,8 @@ fn int_spelling(token: &str, rng: &mut Option<Rng>) -> String {
     match rng.below(3) {
         0 => format!("{i}.0"),
         1 => format!("{i}e0"),
+        // `00E-1` would not be JSON: a number has no leading zero.
+        _ if i == 0 => "0.0E-1".to_owned(),
         _ => format!("{i}0E-1"),
     }
 }
