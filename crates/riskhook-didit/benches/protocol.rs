@@ -165,6 +165,10 @@ fn parse(c: &mut Criterion) {
         group.bench_function(label, |b| {
             b.iter(|| DiditEvent::from_slice(black_box(&body)).unwrap());
         });
+        // The floor: the same bytes parsed to a JSON tree, which `from_slice` starts with.
+        group.bench_function(format!("json-tree/{label}"), |b| {
+            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap());
+        });
     }
     group.finish();
 }

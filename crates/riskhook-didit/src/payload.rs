@@ -16,6 +16,8 @@
 //! Rule events), `lenient` (the conversion rules and the macros that apply them to every
 //! field) and `time` (RFC 3339 parsing).
 
+#[cfg(test)]
+mod agreement;
 mod aml;
 mod decision;
 mod entity;
@@ -208,18 +210,18 @@ impl DiditEvent {
         let kind = EventKind::parse(&name);
         let body = match kind {
             EventKind::StatusUpdated | EventKind::DataUpdated => {
-                EventBody::Session(Box::new(typed(&kind, resource)?))
+                EventBody::Session(Box::new(typed(resource)))
             }
             EventKind::UserStatusUpdated | EventKind::UserDataUpdated => {
-                EventBody::User(typed(&kind, resource)?)
+                EventBody::User(typed(resource))
             }
             EventKind::BusinessStatusUpdated | EventKind::BusinessDataUpdated => {
-                EventBody::Business(typed(&kind, resource)?)
+                EventBody::Business(typed(resource))
             }
             EventKind::TransactionCreated | EventKind::TransactionStatusUpdated => {
-                EventBody::Transaction(typed(&kind, resource)?)
+                EventBody::Transaction(typed(resource))
             }
-            EventKind::TravelRuleStatusUpdated => EventBody::TravelRule(typed(&kind, resource)?),
+            EventKind::TravelRuleStatusUpdated => EventBody::TravelRule(typed(resource)),
             EventKind::ActivityCreated | EventKind::Other(_) => EventBody::Other(resource),
         };
         let event = Self {
@@ -460,13 +462,8 @@ fn string(value: &Value) -> Option<String> {
     value.as_str().map(str::to_owned)
 }
 
-fn typed<T: serde::de::DeserializeOwned>(
-    kind: &EventKind,
-    resource: Map<String, Value>,
-) -> Result<T, PayloadError> {
-    // Every modelled field is lenient, so this only fails if the models themselves are wrong.
-    serde_json::from_value(Value::Object(resource))
-        .map_err(|e| PayloadError::NotAnEvent(format!("{kind} fields: {e}")))
+fn typed<T: lenient::FromMap>(resource: Map<String, Value>) -> T {
+    T::from_map(resource)
 }
 
 fn str_field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

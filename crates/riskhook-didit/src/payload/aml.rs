@@ -41,8 +41,7 @@ lenient_struct! {
         /// Display name of the listed entity.
         pub caption: Option<String>,
         /// Whether Didit considers it the same entity (`match` on the wire).
-        #[serde(rename = "match")]
-        pub is_match: Option<bool>,
+        pub is_match: Option<bool> = "match",
         /// Identity confidence 0-100; hits below the workflow's threshold (default 93) are
         /// treated as false positives.
         pub match_score: Option<f64>,

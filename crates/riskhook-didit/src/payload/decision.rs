@@ -11,7 +11,9 @@ use super::features::{
     IdVerification, IpAnalysis, KeyPeopleCheck, LivenessCheck, NfcVerification, PhoneVerification,
     PoaVerification, QuestionnaireResponse, RegistryCheck,
 };
-use super::lenient::{Id, Lenient, from_object, lenient, lenient_struct, open_enum};
+use super::lenient::{
+    FromMap, Id, Lenient, from_object, lenient, lenient_struct, open_enum, take_field,
+};
 use super::session::SessionStatus;
 
 /// The decision Didit attaches to session events: the same shape as
@@ -128,6 +130,59 @@ impl Lenient for Decision {
     }
 }
 
+/// Every field the struct has, each read from its own name (a missing or unknown one does not
+/// compile), as serde's derive reads them: the named fields first, then the legacy keys, and
+/// what is left is `extra`.
+impl FromMap for Decision {
+    fn from_map(mut map: Map<String, Value>) -> Self {
+        macro_rules! named {
+            ($($field:ident),* $(,)?) => {
+                Decision {
+                    $($field: take_field(&mut map, stringify!($field)),)*
+                    legacy: LegacyDecision::default(),
+                    extra: Map::new(),
+                }
+            };
+        }
+        let mut decision = named!(
+            session_id,
+            session_kind,
+            session_number,
+            session_url,
+            status,
+            workflow_id,
+            features,
+            vendor_data,
+            metadata,
+            callback,
+            expected_details,
+            contact_details,
+            reviews,
+            created_at,
+            expires_at,
+            environment,
+            id_verifications,
+            nfc_verifications,
+            liveness_checks,
+            face_matches,
+            phone_verifications,
+            email_verifications,
+            poa_verifications,
+            document_ai_documents,
+            questionnaire_responses,
+            aml_screenings,
+            ip_analyses,
+            database_validations,
+            registry_checks,
+            key_people_checks,
+            document_verifications,
+        );
+        decision.legacy = LegacyDecision::take_from(&mut map);
+        decision.extra = map;
+        decision
+    }
+}
+
 impl Decision {
     /// Every warning of every feature item, in feature order. Risk codes are what scoring
     /// mostly keys on, and they are spread over fifteen arrays.
@@ -219,6 +274,28 @@ pub struct LegacyDecision {
 }
 
 impl LegacyDecision {
+    /// Moves the legacy keys out of a decision's map, leaving the rest.
+    fn take_from(map: &mut Map<String, Value>) -> Self {
+        macro_rules! named {
+            ($($field:ident),* $(,)?) => {
+                LegacyDecision { $($field: take_field(map, stringify!($field)),)* }
+            };
+        }
+        named!(
+            id_verification,
+            nfc,
+            liveness,
+            face_match,
+            phone,
+            email,
+            poa,
+            aml,
+            ip_analysis,
+            database_validation,
+            kyc,
+        )
+    }
+
     /// Whether none of the legacy keys was present (or all were `null`).
     pub fn is_empty(&self) -> bool {
         [

@@ -224,9 +224,8 @@ lenient_struct! {
     pub struct Carrier {
         /// Carrier name.
         pub name: Option<String>,
-        /// Line type: `mobile`, `landline`, `voip`, ...
-        #[serde(rename = "type")]
-        pub line_type: Option<String>,
+        /// Line type: `mobile`, `landline`, `voip`, ... (`type` on the wire).
+        pub line_type: Option<String> = "type",
     }
 }
 
