@@ -47,12 +47,11 @@ impl std::fmt::Debug for Job {
 
 /// A delivery waiting for the writer.
 pub(crate) struct WriteJob {
-    /// Its `raw` is empty: the body travels packed, in `raw`.
+    /// With its `raw` emptied: the body travels packed, in `raw` beside it.
     event: EventRecord,
-    /// Its `json` is empty: it travels packed, in `assessment_json`.
-    assessment: Option<NewAssessment>,
+    /// With its `json` emptied: the JSON travels packed, beside it.
+    assessment: Option<(NewAssessment, Packed)>,
     raw: Packed,
-    assessment_json: Option<Packed>,
     reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
 }
 
@@ -61,18 +60,18 @@ impl WriteJob {
     /// not the writer's.
     pub(crate) fn new(
         mut event: EventRecord,
-        mut assessment: Option<NewAssessment>,
+        assessment: Option<NewAssessment>,
         reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
     ) -> Self {
         let raw = packed::pack(&std::mem::take(&mut event.raw));
-        let assessment_json = assessment
-            .as_mut()
-            .map(|a| packed::pack(std::mem::take(&mut a.json).as_bytes()));
+        let assessment = assessment.map(|mut a| {
+            let json = packed::pack(std::mem::take(&mut a.json).as_bytes());
+            (a, json)
+        });
         Self {
             event,
             assessment,
             raw,
-            assessment_json,
             reply,
         }
     }
@@ -212,7 +211,8 @@ fn commit_one_by_one(
 
 /// One delivery's effects inside the batch's transaction.
 fn apply(conn: &Connection, job: &WriteJob) -> Result<IngestOutcome, StoreError> {
-    let (event, assessment) = (&job.event, job.assessment.as_ref());
+    let event = &job.event;
+    let assessment = job.assessment.as_ref().map(|(a, _)| a);
     // `WHERE NOT EXISTS` rather than relying on the conflict alone: a conflicting
     // AUTOINCREMENT insert still bumps `sqlite_sequence`, which would make every duplicate
     // write (and fsync) the database for nothing. The unique indexes stay the guarantee.
@@ -266,7 +266,7 @@ fn apply(conn: &Connection, job: &WriteJob) -> Result<IngestOutcome, StoreError>
     if event.session_id.is_some() {
         record_snapshot(conn, conn.last_insert_rowid(), event, assessment)?;
     }
-    if let (Some(assessment), Some(json)) = (assessment, &job.assessment_json) {
+    if let Some((assessment, json)) = &job.assessment {
         record_assessment(conn, event, assessment, json)?;
     }
     let session_advanced = advance_session(conn, event, assessment.map(|a| a.id.as_str()))?;
