@@ -152,6 +152,11 @@ fn migrator() -> Migrator {
             "user facts by index",
             include_str!("../migrations/0011_user_facts_by_index.sql"),
         ),
+        migration(
+            12,
+            "no foreign keys on the intake path",
+            include_str!("../migrations/0012_no_foreign_keys_on_intake.sql"),
+        ),
     ])
 }
 

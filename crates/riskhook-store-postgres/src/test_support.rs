@@ -255,6 +255,45 @@ pub async fn fresh_database_or_skip() -> Option<(String, DatabaseGuard)> {
     }
 }
 
+/// Every reference of the intake path that names no row, in the database at `url`, as
+/// `table.column = value` (empty when every one resolves). Migration 12 dropped these foreign
+/// keys; riskhook's functions still write each reference with the row it names, and the tests
+/// that run instances concurrently, kill them and run the conformance suite check it here.
+pub async fn dangling_references(url: &str) -> Result<Vec<String>, StoreError> {
+    let mut conn = PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
+        .application_name("riskhook-tests")
+        .connect()
+        .await
+        .map_err(map_err)?;
+    let dangling: Vec<String> = sqlx::query_scalar(
+        "SELECT 'assessments.event_id = ' || a.event_id FROM assessments a
+           WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.event_id)
+         UNION ALL SELECT 'assessments.case_id = ' || a.case_id FROM assessments a
+           WHERE a.case_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = a.case_id)
+         UNION ALL SELECT 'shadow_assessments.assessment_id = ' || s.assessment_id
+           FROM shadow_assessments s
+           WHERE NOT EXISTS (SELECT 1 FROM assessments a WHERE a.id = s.assessment_id)
+         UNION ALL SELECT 'signal_snapshots.event_seq = ' || s.event_seq FROM signal_snapshots s
+           WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = s.event_seq)
+         UNION ALL SELECT 'sessions.status_event_id = ' || s.status_event_id FROM sessions s
+           WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.status_event_id)
+         UNION ALL SELECT 'sessions.current_assessment_id = ' || s.current_assessment_id
+           FROM sessions s
+           WHERE s.current_assessment_id IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM assessments a WHERE a.id = s.current_assessment_id)
+         UNION ALL SELECT 'users.current_assessment_id = ' || u.current_assessment_id
+           FROM users u
+           WHERE u.current_assessment_id IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM assessments a WHERE a.id = u.current_assessment_id)",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .map_err(map_err)?;
+    conn.close().await.map_err(map_err)?;
+    Ok(dangling)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,14 +2,17 @@
 //! a fresh database of its own on the test server (`RISKHOOK_TEST_POSTGRES_URL`, see
 //! `riskhook_store_postgres::test_support`). Its own harness (`harness = false`,
 //! `test_support::harness`): when the server cannot be reached every case is *ignored*, in the
-//! summary; with `RISKHOOK_REQUIRE_SERVICES=1` they run and fail instead.
+//! summary; with `RISKHOOK_REQUIRE_SERVICES=1` they run and fail instead. After each case, every
+//! reference of the intake path must name a row (`test_support::dangling_references`).
 
 use std::process::ExitCode;
 
 use riskhook_store::conformance;
 use riskhook_store_postgres::PostgresStore;
 use riskhook_store_postgres::test_support::harness::{Runtime, Suite};
-use riskhook_store_postgres::test_support::{fresh_database_or_skip, unavailable};
+use riskhook_store_postgres::test_support::{
+    dangling_references, fresh_database_or_skip, unavailable,
+};
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -21,6 +24,12 @@ macro_rules! conformance {
                     let store = PostgresStore::open(&url, 8).await.expect("open");
                     conformance::$case(&store).await;
                     store.close().await;
+                    // Migration 12 dropped the intake path's foreign keys: every reference the
+                    // case wrote must still name a row.
+                    assert_eq!(
+                        dangling_references(&url).await.expect("check references"),
+                        Vec::<String>::new()
+                    );
                     database.remove().await.expect("drop the test database");
                 });
             )*

@@ -12,7 +12,9 @@ use riskhook_core::audit::{AuditKey, ChainVerifier, GENESIS};
 use riskhook_store::{AuditRecord, IngestOutcome, NewAuditEntry, Store, StoreError, conformance};
 use riskhook_store_postgres::PostgresStore;
 use riskhook_store_postgres::test_support::harness::{Runtime, Suite};
-use riskhook_store_postgres::test_support::{fresh_database_or_skip, redact, unavailable};
+use riskhook_store_postgres::test_support::{
+    dangling_references, fresh_database_or_skip, redact, unavailable,
+};
 use sqlx::{Connection, PgConnection};
 
 fn main() -> ExitCode {
@@ -61,6 +63,12 @@ fn main() -> ExitCode {
             Runtime::CurrentThread,
             postgres,
             migration_11_finds_user_facts_without_scanning_assessments,
+        )
+        .test(
+            "migration_12_drops_the_intake_foreign_keys_and_a_dangling_reference_is_found",
+            Runtime::MultiThread(2),
+            postgres,
+            migration_12_drops_the_intake_foreign_keys_and_a_dangling_reference_is_found,
         )
         .test(
             "staged_audit_entries_are_never_edited_and_leave_only_into_the_chain",
@@ -116,7 +124,7 @@ async fn three_instances_opening_at_once_migrate_once_and_store_a_delivery_once(
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]],
+        [vec![], vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]],
         "one instance migrates"
     );
     let stores = [a.0, b.0, c.0];
@@ -526,6 +534,60 @@ async fn migration_11_finds_user_facts_without_scanning_assessments() {
     assert_eq!(
         scans[1], scans[0],
         "sequential scans of a grown assessments table"
+    );
+    conn.close().await.expect("close");
+    database.remove().await.expect("drop the test database");
+}
+
+/// Migration 12 drops exactly the foreign keys a delivery checked, and keeps those off the
+/// intake path. Without them, `dangling_references` (which the conformance suite, the
+/// multi-instance and the SIGKILL tests run) is what finds a reference naming no row: it finds
+/// none after real deliveries, and finds each one planted.
+async fn migration_12_drops_the_intake_foreign_keys_and_a_dangling_reference_is_found() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url, 2).await.expect("open");
+    conformance::store_assessed_session_events(&store).await;
+    conformance::evidence_gathers_into_one_case(&store).await;
+    store.close().await;
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let kept: Vec<String> = sqlx::query_scalar(
+        "SELECT conrelid::regclass || '.' || conname FROM pg_constraint
+         WHERE contype = 'f' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("constraints");
+    assert_eq!(
+        kept,
+        [
+            "actions.actions_case_id_fkey",
+            "deliveries.deliveries_endpoint_id_fkey",
+            "deliveries.deliveries_message_seq_fkey",
+        ]
+    );
+    assert_eq!(
+        dangling_references(&url).await.expect("check"),
+        Vec::<String>::new()
+    );
+    sqlx::raw_sql(
+        "UPDATE users SET current_assessment_id = 'asm_gone'
+         WHERE user_id = (SELECT min(user_id) FROM users);
+         UPDATE assessments SET event_id = 'evt_gone'
+         WHERE id = (SELECT min(id) FROM assessments);",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("plant");
+    let mut found = dangling_references(&url).await.expect("check");
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "assessments.event_id = evt_gone",
+            "users.current_assessment_id = asm_gone",
+        ]
     );
     conn.close().await.expect("close");
     database.remove().await.expect("drop the test database");

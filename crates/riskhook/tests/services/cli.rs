@@ -30,7 +30,7 @@ pub(crate) async fn migrate_creates_a_missing_postgres_database_and_names_a_refu
     );
     assert_eq!(
         String::from_utf8_lossy(&created.stdout).trim(),
-        "applied migrations: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]"
+        "applied migrations: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]"
     );
     let again = run(url).await.unwrap();
     assert_eq!(

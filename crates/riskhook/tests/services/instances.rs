@@ -383,4 +383,5 @@ pub(crate) async fn three_instances_on_one_database_end_like_one_instance_fed_on
     single.stop().await;
     many.close().await;
     one.close().await;
+    crate::faults::sigkill::assert_no_dangling_references(&shared).await;
 }
