@@ -4,7 +4,8 @@
 //! two is server-side, migration 8, so ingest runs it in the same call as its other writes).
 //!
 //! Lock order, the same in every transaction, so no two can wait for each other in a cycle:
-//! first the user's advisory lock (at most one user per transaction), then row locks. Audit
+//! first users' advisory locks (one user's for a command; a batch of deliveries takes its
+//! users' in the order of their ids, [`crate::intake`]), then row locks. Audit
 //! entries are staged at commit ([`Tx::commit`]), which takes no lock another transaction
 //! waits for; the audit lock is the linker's alone ([`crate::audit`]), which takes no other.
 
@@ -100,11 +101,6 @@ impl Tx {
         Ok(())
     }
 
-    /// The store's audit key, if set: staged entries are sealed under it.
-    pub(crate) fn audit_key(&self) -> Option<&AuditKey> {
-        self.audit_key.get()
-    }
-
     /// Queues an entry for the audit chain: appended, in queue order, when the transaction
     /// commits.
     pub(crate) fn audit(&mut self, entry: NewAuditEntry) {
@@ -173,7 +169,7 @@ where
 
 /// Whether `e` says the connection itself is gone (the server ended it, or the socket broke),
 /// rather than that the server is down or refused the statement.
-fn connection_lost(e: &sqlx::Error) -> bool {
+pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) => true,
         // admin_shutdown, crash_shutdown: said to a live session as the server ends it

@@ -1,6 +1,6 @@
-//! Ingest: one delivery in one transaction — the exactly-once insert of the event, its
-//! assessment, the session's advance, the evidence in its user's case and the user's
-//! recomputation — in two calls between BEGIN and COMMIT (migration 8): `riskhook_ingest`
+//! Ingest: one delivery's writes — the exactly-once insert of the event, its assessment, the
+//! session's advance, the evidence in its user's case and the user's recomputation — in two
+//! calls inside its batch's transaction ([`crate::intake`]; migration 8): `riskhook_ingest`
 //! writes the event and returns the facts the rulebook needs; the rulebook decides here;
 //! `riskhook_settle` writes what it decided and stages the audit entries.
 //!
@@ -8,33 +8,21 @@
 //! the insert's `ON CONFLICT DO NOTHING` on the two unique keys makes the second wait for the
 //! first to commit and then insert nothing, so exactly one of them is `Accepted`.
 
+use riskhook_core::audit::AuditKey;
 use riskhook_core::review::needs_review;
 use riskhook_store::rulebook::{self, Cause, Evidence};
 use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, NewAuditEntry, StoreError};
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 
 use crate::audit::Staged;
-use crate::effects::{self, Tx, bind_user, decision_rank, new_id};
+use crate::effects::{self, bind_user, decision_rank, new_id};
 use crate::{PROVIDER, map_err};
 
-/// Stores `event` exactly once and applies its effects, then commits (or, for a duplicate,
-/// rolls back: nothing changed).
-pub(crate) async fn ingest(
-    mut tx: Tx,
-    event: &EventRecord,
-    assessment: Option<&NewAssessment>,
-) -> Result<IngestOutcome, StoreError> {
-    match apply(&mut tx, event, assessment).await {
-        Ok(duplicate @ IngestOutcome::Duplicate { .. }) => {
-            tx.rollback().await?;
-            Ok(duplicate)
-        }
-        result => tx.finish(result).await,
-    }
-}
-
-async fn apply(
-    tx: &mut Tx,
+/// Stores `event` exactly once and applies its effects, in the caller's transaction (see
+/// [`crate::intake`], which commits). A duplicate changes nothing.
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    audit_key: Option<&AuditKey>,
     event: &EventRecord,
     assessment: Option<&NewAssessment>,
 ) -> Result<IngestOutcome, StoreError> {
@@ -104,7 +92,7 @@ async fn apply(
             .map(|s| serde_json::to_string(&s.fired).unwrap_or_default())
             .collect::<Vec<_>>(),
     )
-    .fetch_one(tx.conn())
+    .fetch_one(&mut *conn)
     .await
     .map_err(map_err)?;
     if !row.try_get::<bool, _>("stored").map_err(map_err)? {
@@ -151,7 +139,7 @@ async fn apply(
     if let Some((_, moved)) = plan.as_ref().and_then(|p| p.moved.as_ref()) {
         audit.push(moved.clone());
     }
-    let staged = Staged::new(audit, tx.audit_key());
+    let staged = Staged::new(audit, audit_key);
     let user = event.vendor_data.as_deref().zip(plan.as_ref());
     let settle = bind_user(
         sqlx::query(
@@ -170,7 +158,7 @@ async fn apply(
     .bind(evidence.as_ref().map(|e| e.decision().as_str()))
     .bind(evidence.as_ref().map(|e| decision_rank(e.decision())))
     .bind(assessment.map(|a| a.id.as_str()));
-    effects::store_user(tx.conn(), staged.bind(settle)).await?;
+    effects::store_user(conn, staged.bind(settle)).await?;
     Ok(IngestOutcome::Accepted {
         id: event.id.to_string(),
         session_advanced,

@@ -25,6 +25,7 @@ mod audit;
 mod commands;
 mod effects;
 mod ingest;
+mod intake;
 mod reads;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -54,6 +55,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, SqlStr};
 
 use effects::Tx;
+use intake::Intake;
+
+/// At most this many intake workers ([`intake`]), each using one connection at a time.
+const INTAKE_WORKERS: usize = 8;
 
 /// Every event row is stored under this provider name; the unique keys are per provider.
 pub(crate) const PROVIDER: &str = "didit";
@@ -65,6 +70,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The audit key, once [`Store::set_audit_key`] sets it; shared by every clone.
     audit_key: Arc<OnceLock<AuditKey>>,
+    /// Deliveries go through here, to be committed in batches.
+    intake: Intake,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -216,9 +223,15 @@ impl PostgresStore {
         loop {
             match pool.acquire().await {
                 Ok(_first) => {
+                    let audit_key = Arc::default();
+                    // Half the pool at most: reads, people's commands and the audit linker
+                    // keep connections of their own.
+                    let workers = (max_connections.max(1) as usize / 2).clamp(1, INTAKE_WORKERS);
+                    let intake = Intake::start(&pool, &audit_key, workers);
                     return Ok(Self {
                         pool,
-                        audit_key: Arc::default(),
+                        audit_key,
+                        intake,
                     });
                 }
                 Err(sqlx::Error::PoolTimedOut) if Instant::now() < deadline => {}
@@ -357,7 +370,7 @@ impl Store for PostgresStore {
         event: EventRecord,
         assessment: Option<NewAssessment>,
     ) -> Result<IngestOutcome, StoreError> {
-        ingest::ingest(self.begin().await?, &event, assessment.as_ref()).await
+        self.intake.ingest(event, assessment).await
     }
 
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {

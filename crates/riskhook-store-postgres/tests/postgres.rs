@@ -89,6 +89,18 @@ fn main() -> ExitCode {
             three_instances_writing_at_once_make_one_intact_chain_of_every_entry,
         )
         .test(
+            "deliveries_queued_together_commit_in_one_transaction_each_exactly_once",
+            Runtime::MultiThread(2),
+            postgres,
+            deliveries_queued_together_commit_in_one_transaction_each_exactly_once,
+        )
+        .test(
+            "a_delivery_refused_inside_a_batch_fails_alone_and_its_neighbours_are_stored",
+            Runtime::MultiThread(2),
+            postgres,
+            a_delivery_refused_inside_a_batch_fails_alone_and_its_neighbours_are_stored,
+        )
+        .test(
             "connections_the_server_ended_are_replaced_before_a_delivery_uses_them",
             Runtime::MultiThread(2),
             postgres,
@@ -765,6 +777,230 @@ async fn three_instances_writing_at_once_make_one_intact_chain_of_every_entry() 
     for store in &stores {
         store.close().await;
     }
+    database.remove().await.expect("drop the test database");
+}
+
+/// The user whose lock a test holds to keep the one intake worker busy, so that what is sent
+/// meanwhile queues up and is taken as one batch.
+const HELD_USER: &str = "u-held";
+
+/// A store with one intake worker (a pool of two), and a connection holding `HELD_USER`'s lock,
+/// with that user's first delivery (event 0) sent and waiting for the lock in the worker.
+async fn one_worker_kept_busy(
+    url: &str,
+) -> (
+    PostgresStore,
+    PgConnection,
+    tokio::task::JoinHandle<Result<IngestOutcome, StoreError>>,
+) {
+    let store = PostgresStore::open(url, 2).await.expect("open");
+    let mut holder = PgConnection::connect(url).await.expect("connect");
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended('user:' || $1, 0))")
+        .bind(HELD_USER)
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let event = conformance::event(0, HELD_USER, "sess-held", "Approved", 1_780_000_000);
+            store.ingest(event, None).await
+        }
+    });
+    // Until the worker waits for the lock: from then on, deliveries queue behind it.
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .fetch_one(&mut holder)
+        .await
+        .expect("locks");
+        if waiting > 0 {
+            return (store, holder, first);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the first delivery never waited for the held lock");
+}
+
+/// Sends each delivery on a task of its own, lets them reach the queue, then lets the worker
+/// go on; returns their answers, in the order given.
+async fn send_while_busy(
+    store: &PostgresStore,
+    mut holder: PgConnection,
+    deliveries: Vec<(
+        riskhook_store::EventRecord,
+        Option<riskhook_store::NewAssessment>,
+    )>,
+) -> Vec<Result<IngestOutcome, StoreError>> {
+    let tasks: Vec<_> = deliveries
+        .into_iter()
+        .map(|(event, assessment)| {
+            let store = store.clone();
+            tokio::spawn(async move { store.ingest(event, assessment).await })
+        })
+        .collect();
+    // The tasks only have to send into the queue; nothing is answered before the lock goes.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut holder)
+        .await
+        .expect("unlock");
+    holder.close().await.expect("close");
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    answers
+}
+
+/// Committed transactions that wrote the events table's rows, by their creating transaction.
+async fn event_transactions(url: &str) -> (i64, i64) {
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    let counts = sqlx::query_as("SELECT count(*), count(DISTINCT xmin::text) FROM events")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    conn.close().await.expect("close");
+    counts
+}
+
+/// Issue 14: deliveries waiting for the intake worker are committed together, in one
+/// transaction; each is still stored exactly once (a delivery sent twice in one batch is a
+/// duplicate of the first), one user's deliveries see each other in arrival order, every
+/// reference resolves and the audit chain holds every entry.
+async fn deliveries_queued_together_commit_in_one_transaction_each_exactly_once() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let (store, holder, first) = one_worker_kept_busy(&url).await;
+    let delivery = |n: u32, user: &str, decision| {
+        let event = conformance::event(n, user, &format!("sess-{n}"), "Approved", 1_780_000_000);
+        (event, Some(conformance::assessment(n, decision, 10)))
+    };
+    let mut deliveries: Vec<_> = (1..=10)
+        .map(|n| delivery(n, &format!("u-{}", n % 4), Decision::Approve))
+        .collect();
+    // The same delivery again (a retry), and the held user's second: a freeze.
+    deliveries.push(delivery(3, "u-3", Decision::Approve));
+    deliveries.push(delivery(11, HELD_USER, Decision::Freeze));
+    let answers = send_while_busy(&store, holder, deliveries).await;
+    assert!(matches!(
+        first.await.expect("task"),
+        Ok(IngestOutcome::Accepted { .. })
+    ));
+    // Which of the two evt_00000003 reached the queue first is the tasks' race: one is stored,
+    // the other is its duplicate.
+    let mut accepted = 0;
+    for (i, answer) in answers.iter().enumerate() {
+        match answer {
+            Ok(IngestOutcome::Accepted { .. }) => accepted += 1,
+            Ok(IngestOutcome::Duplicate { id }) if i == 2 || i == 10 => {
+                assert_eq!(id, "evt_00000003");
+            }
+            other => panic!("delivery {i}: {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 11);
+    // The first alone, then the twelve queued behind it in one transaction.
+    assert_eq!(event_transactions(&url).await, (12, 2));
+    let held = store
+        .user(HELD_USER)
+        .await
+        .expect("user")
+        .expect("held user");
+    assert_eq!(held.decision, Decision::Freeze);
+    assert_eq!(
+        dangling_references(&url).await.expect("check"),
+        Vec::<String>::new()
+    );
+    let entries = store.audit(0, 1_000).await.expect("audit");
+    let mut verifier = ChainVerifier::with_key(None);
+    entries
+        .iter()
+        .try_for_each(|e| verifier.check(&e.fields(), &e.hash, e.keyed))
+        .expect("one intact chain");
+    let recorded = entries
+        .iter()
+        .filter(|e| e.action == "assessment.recorded")
+        .count();
+    assert_eq!(recorded, 11, "each stored assessment recorded once");
+    store.close().await;
+    database.remove().await.expect("drop the test database");
+}
+
+/// Issue 14: when one delivery of a batch is refused by the database, the batch is rolled back
+/// and run again one delivery per transaction: the refused one fails alone, every other is
+/// stored once, and nothing of the refused one stays.
+async fn a_delivery_refused_inside_a_batch_fails_alone_and_its_neighbours_are_stored() {
+    let Some((url, database)) = fresh_database_or_skip().await else {
+        return;
+    };
+    let (store, holder, first) = one_worker_kept_busy(&url).await;
+    let mut admin = PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_evt_5() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.id = 'evt_00000005' THEN
+                 RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'check_violation';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_evt_5 BEFORE INSERT ON events
+             FOR EACH ROW EXECUTE FUNCTION refuse_evt_5();",
+    )
+    .execute(&mut admin)
+    .await
+    .expect("trigger");
+    let deliveries = (1..=8)
+        .map(|n| {
+            let event =
+                conformance::event(n, &format!("u-{n}"), &format!("sess-{n}"), "Approved", 1);
+            (
+                event,
+                Some(conformance::assessment(n, Decision::Approve, 10)),
+            )
+        })
+        .collect();
+    let answers = send_while_busy(&store, holder, deliveries).await;
+    assert!(matches!(
+        first.await.expect("task"),
+        Ok(IngestOutcome::Accepted { .. })
+    ));
+    for (i, answer) in answers.iter().enumerate() {
+        if i == 4 {
+            assert!(answer.is_err(), "the refused delivery: {answer:?}");
+        } else {
+            assert!(
+                matches!(answer, Ok(IngestOutcome::Accepted { .. })),
+                "delivery {}: {answer:?}",
+                i + 1
+            );
+        }
+    }
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM events ORDER BY id")
+        .fetch_all(&mut admin)
+        .await
+        .expect("events");
+    let expected: Vec<String> = [0, 1, 2, 3, 4, 6, 7, 8]
+        .iter()
+        .map(|n| format!("evt_{n:08}"))
+        .collect();
+    assert_eq!(stored, expected);
+    let leftovers: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM assessments WHERE event_id = 'evt_00000005')
+              + (SELECT count(*) FROM users WHERE user_id = 'u-5')",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("count");
+    assert_eq!(leftovers, 0);
+    admin.close().await.expect("close");
+    assert_eq!(
+        dangling_references(&url).await.expect("check"),
+        Vec::<String>::new()
+    );
+    store.close().await;
     database.remove().await.expect("drop the test database");
 }
 

@@ -1,0 +1,230 @@
+//! Group commit on PostgreSQL: the deliveries waiting when a worker is free are ingested in one
+//! transaction, on a connection the worker keeps while there is work.
+//!
+//! Each delivery alone cost a `BEGIN`, a `COMMIT` (a WAL flush) and, as its connection went
+//! back to the pool, sqlx's ping: three of its six round trips, paid by riskhook, PostgreSQL and
+//! the network alike (BENCHMARKS.md). Here a fixed set of workers share one queue; a worker takes
+//! every delivery queued (up to [`MAX_BATCH`]), runs each through [`ingest::apply`] in one
+//! transaction, commits once, and only then answers each: an acknowledged delivery is committed,
+//! as before. Under no load a batch is one delivery, and the only cost is the hop to the worker.
+//!
+//! A batch takes its users' advisory locks in one order, the users' ids in byte order, and every
+//! other writer takes at most one user's lock: two batches (of this instance or another) cannot
+//! wait for each other in a cycle (two users whose lock keys collide could; PostgreSQL then
+//! aborts one, which is retried as below). If anything in a batch fails (a deadlock, a statement
+//! refused, the connection lost, the commit), the transaction is rolled back and the batch is run
+//! again one delivery per transaction, so one delivery's error is its own and not its
+//! neighbours'. Nothing is lost by the rollback: no delivery was answered yet, and a delivery
+//! whose first attempt did commit (a commit whose answer was lost) is found again by its unique
+//! keys and answered as a duplicate.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use riskhook_core::audit::AuditKey;
+use riskhook_store::{EventRecord, IngestOutcome, NewAssessment, StoreError};
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, PgPool, Postgres, Transaction};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::effects::connection_lost;
+use crate::{ingest, map_err};
+
+/// At most this many deliveries in one transaction: enough to amortise its fixed cost, few
+/// enough that the locks it holds are not held long.
+pub(crate) const MAX_BATCH: usize = 16;
+/// A worker keeps its connection this long after its last batch, so that under load it is not
+/// given back (and pinged) between batches.
+const KEEP_IDLE: Duration = Duration::from_millis(50);
+
+struct Job {
+    event: EventRecord,
+    assessment: Option<NewAssessment>,
+    reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
+}
+
+type Queue = Arc<Mutex<mpsc::Receiver<Job>>>;
+
+/// The queue to the intake workers. Cloning shares them; they stop when the last clone is gone.
+#[derive(Clone)]
+pub(crate) struct Intake {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Intake {
+    /// Starts `workers` workers (each uses at most one of `pool`'s connections at a time) on
+    /// the current Tokio runtime.
+    pub(crate) fn start(
+        pool: &PgPool,
+        audit_key: &Arc<OnceLock<AuditKey>>,
+        workers: usize,
+    ) -> Self {
+        let workers = workers.max(1);
+        let (jobs, queue) = mpsc::channel(workers * MAX_BATCH);
+        let queue: Queue = Arc::new(Mutex::new(queue));
+        // With no connection to spare, a worker gives its back after each batch.
+        let keep = if pool.options().get_max_connections() as usize > workers {
+            KEEP_IDLE
+        } else {
+            Duration::ZERO
+        };
+        for _ in 0..workers {
+            tokio::spawn(work(
+                pool.clone(),
+                Arc::clone(audit_key),
+                queue.clone(),
+                keep,
+            ));
+        }
+        Self { jobs }
+    }
+
+    /// Stores `event` exactly once with its effects, and answers when that is committed.
+    pub(crate) async fn ingest(
+        &self,
+        event: EventRecord,
+        assessment: Option<NewAssessment>,
+    ) -> Result<IngestOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            event,
+            assessment,
+            reply,
+        };
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the PostgreSQL intake workers have stopped".into())
+}
+
+/// One worker: takes what is queued, ingests it, answers; until the queue is closed.
+async fn work(pool: PgPool, audit_key: Arc<OnceLock<AuditKey>>, queue: Queue, keep: Duration) {
+    let mut held: Option<PoolConnection<Postgres>> = None;
+    loop {
+        let batch = if held.is_some() {
+            match tokio::time::timeout(keep, next_batch(&queue)).await {
+                Ok(batch) => batch,
+                Err(_idle) => {
+                    held = None;
+                    continue;
+                }
+            }
+        } else {
+            next_batch(&queue).await
+        };
+        let Some(batch) = batch else { break };
+        run(&pool, audit_key.get(), &mut held, batch).await;
+    }
+}
+
+/// Every job queued now, at least one, at most [`MAX_BATCH`]; `None` once the queue is closed.
+async fn next_batch(queue: &Queue) -> Option<Vec<Job>> {
+    let mut queue = queue.lock().await;
+    let first = queue.recv().await?;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    batch.push(first);
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+async fn run(
+    pool: &PgPool,
+    key: Option<&AuditKey>,
+    held: &mut Option<PoolConnection<Postgres>>,
+    mut batch: Vec<Job>,
+) {
+    let started = Instant::now();
+    // The lock order (see the module's documentation). Stable: one user's deliveries keep
+    // their arrival order.
+    batch.sort_by(|a, b| a.event.vendor_data.cmp(&b.event.vendor_data));
+    #[allow(clippy::cast_precision_loss)]
+    metrics::histogram!("riskhook_commit_batch_size").record(batch.len() as f64);
+    let outcomes = match in_one_transaction(pool, key, held, &batch).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) if batch.len() > 1 => {
+            tracing::warn!(error = %e, batch = batch.len(), "a batch of deliveries failed; running it again one by one");
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for job in &batch {
+                let one = in_one_transaction(pool, key, held, std::slice::from_ref(job)).await;
+                outcomes.push(one.map(|mut o| o.remove(0)));
+            }
+            outcomes
+        }
+        Err(e) => vec![Err(e)],
+    };
+    metrics::histogram!("riskhook_commit_seconds").record(started.elapsed().as_secs_f64());
+    for (job, outcome) in batch.into_iter().zip(outcomes) {
+        // The request may have gone (the client hung up): what was stored stays stored.
+        let _ = job.reply.send(outcome);
+    }
+}
+
+/// Ingests `jobs` in one transaction on the held connection (taking one from the pool if
+/// none is held, or if the held one turns out to be gone) and commits. On an error the
+/// transaction is rolled back, and a connection whose state is in doubt is given up.
+async fn in_one_transaction(
+    pool: &PgPool,
+    key: Option<&AuditKey>,
+    held: &mut Option<PoolConnection<Postgres>>,
+    jobs: &[Job],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let mut spare = pool.options().get_max_connections();
+    loop {
+        let mut conn = match held.take() {
+            Some(conn) => conn,
+            None => pool.acquire().await.map_err(map_err)?,
+        };
+        // BEGIN is the connection's test: it fails before anything was done.
+        let ran = match conn.begin().await {
+            Ok(tx) => Ok(apply_all(tx, key, jobs).await),
+            Err(e) => Err(e),
+        };
+        let (result, reusable) = match ran {
+            Ok(ran) => ran,
+            Err(e) if spare > 0 && connection_lost(&e) => {
+                spare -= 1;
+                conn.close_on_drop();
+                continue;
+            }
+            Err(e) => (Err(map_err(e)), false),
+        };
+        if reusable {
+            *held = Some(conn);
+        } else {
+            conn.close_on_drop();
+        }
+        return result;
+    }
+}
+
+/// Runs `jobs` in `tx` and commits, or rolls back at the first error. Also says whether the
+/// connection may be used again: not when the transaction's end failed, leaving its fate
+/// unknown to the connection.
+async fn apply_all(
+    mut tx: Transaction<'_, Postgres>,
+    key: Option<&AuditKey>,
+    jobs: &[Job],
+) -> (Result<Vec<IngestOutcome>, StoreError>, bool) {
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match ingest::apply(&mut tx, key, &job.event, job.assessment.as_ref()).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                let reusable = tx.rollback().await.is_ok();
+                return (Err(e), reusable);
+            }
+        }
+    }
+    match tx.commit().await {
+        Ok(()) => (Ok(outcomes), true),
+        Err(e) => (Err(map_err(e)), false),
+    }
+}
