@@ -2,7 +2,7 @@
 //! transaction, on a connection the worker keeps while there is work.
 //!
 //! Each delivery alone cost a `BEGIN`, a `COMMIT` (a WAL flush) and, as its connection went
-//! back to the pool, sqlx's ping: three of its six round trips, paid by riskhook, PostgreSQL and
+//! back to the pool, sqlx's ping: three of its five round trips, paid by riskhook, PostgreSQL and
 //! the network alike (BENCHMARKS.md). Here a fixed set of workers share one queue; a worker takes
 //! every delivery queued (up to [`MAX_BATCH`]), runs each through [`ingest::apply`] in one
 //! transaction, commits once, and only then answers each: an acknowledged delivery is committed,
