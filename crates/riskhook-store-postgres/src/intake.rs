@@ -11,12 +11,14 @@
 //! A batch takes its users' advisory locks in one order, the users' ids in byte order, and every
 //! other writer takes at most one user's lock: two batches (of this instance or another) cannot
 //! wait for each other in a cycle (two users whose lock keys collide could; PostgreSQL then
-//! aborts one, which is retried as below). If anything in a batch fails (a deadlock, a statement
-//! refused, the connection lost, the commit), the transaction is rolled back and the batch is run
-//! again one delivery per transaction, so one delivery's error is its own and not its
-//! neighbours'. Nothing is lost by the rollback: no delivery was answered yet, and a delivery
-//! whose first attempt did commit (a commit whose answer was lost) is found again by its unique
-//! keys and answered as a duplicate.
+//! aborts one, which is retried as below). If anything in a batch fails while it runs (a
+//! deadlock, a statement refused, the connection lost, the commit), the transaction is rolled
+//! back and the batch is run again one delivery per transaction, so one delivery's error is its
+//! own and not its neighbours'. Nothing is lost by the rollback: no delivery was answered yet,
+//! and a delivery whose first attempt did commit (a commit whose answer was lost) is found again
+//! by its unique keys and answered as a duplicate. When the database itself is unavailable (no
+//! connection, `BEGIN` refused), every delivery of the batch is answered so at once: waiting for
+//! it once per delivery would hold the last past the sender's timeout.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -149,22 +151,65 @@ async fn run(
     metrics::histogram!("riskhook_commit_batch_size").record(batch.len() as f64);
     let outcomes = match in_one_transaction(pool, key, held, &batch).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(e) if batch.len() > 1 => {
+        Err(Failed::Ingesting(e)) if batch.len() > 1 => {
             tracing::warn!(error = %e, batch = batch.len(), "a batch of deliveries failed; running it again one by one");
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for job in &batch {
-                let one = in_one_transaction(pool, key, held, std::slice::from_ref(job)).await;
-                outcomes.push(one.map(|mut o| o.remove(0)));
-            }
+            one_by_one(pool, key, held, &batch).await
+        }
+        // No connection, or it failed at BEGIN: the batch is not at fault, and one by one
+        // would only wait for the database again and again.
+        Err(Failed::Ingesting(e) | Failed::Beginning(e)) => {
+            let why = e.to_string();
+            let mut outcomes = vec![Err(e)];
+            outcomes.resize_with(batch.len(), || Err(unavailable(&why)));
             outcomes
         }
-        Err(e) => vec![Err(e)],
     };
     metrics::histogram!("riskhook_commit_seconds").record(started.elapsed().as_secs_f64());
     for (job, outcome) in batch.into_iter().zip(outcomes) {
         // The request may have gone (the client hung up): what was stored stays stored.
         let _ = job.reply.send(outcome);
     }
+}
+
+/// A batch run again one delivery per transaction, so that an error is only its delivery's.
+/// Once the database is unavailable, the rest are answered so at once rather than each waiting
+/// for it in turn.
+async fn one_by_one(
+    pool: &PgPool,
+    key: Option<&AuditKey>,
+    held: &mut Option<PoolConnection<Postgres>>,
+    batch: &[Job],
+) -> Vec<Result<IngestOutcome, StoreError>> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut down: Option<String> = None;
+    for job in batch {
+        if let Some(why) = &down {
+            outcomes.push(Err(unavailable(why)));
+            continue;
+        }
+        let one = match in_one_transaction(pool, key, held, std::slice::from_ref(job)).await {
+            Ok(mut one) => Ok(one.remove(0)),
+            Err(Failed::Ingesting(e) | Failed::Beginning(e)) => Err(e),
+        };
+        if let Err(e @ StoreError::Unavailable(_)) = &one {
+            down = Some(e.to_string());
+        }
+        outcomes.push(one);
+    }
+    outcomes
+}
+
+/// The same unavailability, for each delivery of a batch (a `StoreError` is not `Clone`).
+fn unavailable(why: &str) -> StoreError {
+    StoreError::Unavailable(why.to_owned().into())
+}
+
+/// Where a transaction of [`in_one_transaction`] failed.
+enum Failed {
+    /// Before any delivery ran: no connection, or `BEGIN` refused.
+    Beginning(StoreError),
+    /// While running the deliveries or committing them.
+    Ingesting(StoreError),
 }
 
 /// Ingests `jobs` in one transaction on the held connection (taking one from the pool if
@@ -175,12 +220,15 @@ async fn in_one_transaction(
     key: Option<&AuditKey>,
     held: &mut Option<PoolConnection<Postgres>>,
     jobs: &[Job],
-) -> Result<Vec<IngestOutcome>, StoreError> {
+) -> Result<Vec<IngestOutcome>, Failed> {
     let mut spare = pool.options().get_max_connections();
     loop {
         let mut conn = match held.take() {
             Some(conn) => conn,
-            None => pool.acquire().await.map_err(map_err)?,
+            None => pool
+                .acquire()
+                .await
+                .map_err(|e| Failed::Beginning(map_err(e)))?,
         };
         // BEGIN is the connection's test: it fails before anything was done.
         let ran = match conn.begin().await {
@@ -194,14 +242,17 @@ async fn in_one_transaction(
                 conn.close_on_drop();
                 continue;
             }
-            Err(e) => (Err(map_err(e)), false),
+            Err(e) => {
+                conn.close_on_drop();
+                return Err(Failed::Beginning(map_err(e)));
+            }
         };
         if reusable {
             *held = Some(conn);
         } else {
             conn.close_on_drop();
         }
-        return result;
+        return result.map_err(Failed::Ingesting);
     }
 }
 
