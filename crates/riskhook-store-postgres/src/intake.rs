@@ -35,6 +35,8 @@ use crate::{ingest, map_err};
 /// At most this many deliveries in one transaction: enough to amortise its fixed cost, few
 /// enough that the locks it holds are not held long.
 pub(crate) const MAX_BATCH: usize = 16;
+/// At most this many workers per store.
+const MAX_WORKERS: usize = 8;
 /// A worker keeps its connection this long after its last batch, so that under load it is not
 /// given back (and pinged) between batches.
 const KEEP_IDLE: Duration = Duration::from_millis(50);
@@ -54,18 +56,16 @@ pub(crate) struct Intake {
 }
 
 impl Intake {
-    /// Starts `workers` workers (each uses at most one of `pool`'s connections at a time) on
-    /// the current Tokio runtime.
-    pub(crate) fn start(
-        pool: &PgPool,
-        audit_key: &Arc<OnceLock<AuditKey>>,
-        workers: usize,
-    ) -> Self {
-        let workers = workers.max(1);
+    /// Starts the workers on the current Tokio runtime: half of `pool`'s connections, at most
+    /// [`MAX_WORKERS`] (reads, people's commands and the audit linker keep connections of their
+    /// own), each using one at a time.
+    pub(crate) fn start(pool: &PgPool, audit_key: &Arc<OnceLock<AuditKey>>) -> Self {
+        let connections = pool.options().get_max_connections() as usize;
+        let workers = (connections / 2).clamp(1, MAX_WORKERS);
         let (jobs, queue) = mpsc::channel(workers * MAX_BATCH);
         let queue: Queue = Arc::new(Mutex::new(queue));
         // With no connection to spare, a worker gives its back after each batch.
-        let keep = if pool.options().get_max_connections() as usize > workers {
+        let keep = if connections > workers {
             KEEP_IDLE
         } else {
             Duration::ZERO

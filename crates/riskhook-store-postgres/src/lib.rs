@@ -57,9 +57,6 @@ use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, SqlStr};
 use effects::Tx;
 use intake::Intake;
 
-/// At most this many intake workers ([`intake`]), each using one connection at a time.
-const INTAKE_WORKERS: usize = 8;
-
 /// Every event row is stored under this provider name; the unique keys are per provider.
 pub(crate) const PROVIDER: &str = "didit";
 
@@ -224,10 +221,7 @@ impl PostgresStore {
             match pool.acquire().await {
                 Ok(_first) => {
                     let audit_key = Arc::default();
-                    // Half the pool at most: reads, people's commands and the audit linker
-                    // keep connections of their own.
-                    let workers = (max_connections.max(1) as usize / 2).clamp(1, INTAKE_WORKERS);
-                    let intake = Intake::start(&pool, &audit_key, workers);
+                    let intake = Intake::start(&pool, &audit_key);
                     return Ok(Self {
                         pool,
                         audit_key,
