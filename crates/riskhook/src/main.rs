@@ -3,12 +3,6 @@
 use clap::Parser;
 use riskhook::cli::{self, Cli};
 
-// Intake allocates and frees many short-lived buffers a delivery (the body, its JSON tree, the
-// assessment, the statements' arguments); with glibc's allocator that was a fifth of riskhook's
-// CPU (BENCHMARKS.md). The libraries leave the choice to whoever links them.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
