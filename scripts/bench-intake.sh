@@ -11,7 +11,11 @@
 #
 #   scripts/bench-intake.sh            # 20 s per phase, 64 connections
 #   DURATION=60s CONC=64 scripts/bench-intake.sh
+#   RISKHOOK_BIN=/tmp/rh-b scripts/bench-intake.sh   # measure that riskhook binary (an A/B
+#                                      # build) instead of building this tree's
 set -euo pipefail
+# Resolved before the cd below, so that a path relative to the caller's directory works.
+RISKHOOK_BIN=${RISKHOOK_BIN:+$(readlink -m "$RISKHOOK_BIN")}
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
 CONC=${CONC:-64}
@@ -20,10 +24,16 @@ OUT=target/bench-intake
 mkdir -p "$OUT"
 rm -f "$OUT"/bench.db*
 
-cargo build --release -q -p riskhook --bin riskhook
+if [ -n "$RISKHOOK_BIN" ]; then
+  [ -x "$RISKHOOK_BIN" ] || { echo "bench-intake: RISKHOOK_BIN is not an executable: $RISKHOOK_BIN" >&2; exit 1; }
+  BIN=$RISKHOOK_BIN
+else
+  cargo build --release -q -p riskhook --bin riskhook
+  BIN=target/release/riskhook
+fi
+echo "riskhook: $BIN"
 cargo build --release -q -p riskhook-loadgen
 cargo build --release -q -p riskhook-didit --features axum --example embed
-BIN=target/release/riskhook
 LOADGEN=target/release/riskhook-loadgen
 EMBED=target/release/examples/embed
 export RISKHOOK_DIDIT_SECRET=$SECRET
