@@ -158,7 +158,7 @@ async fn run(
         // No connection, or it failed at BEGIN: the batch is not at fault, and one by one
         // would only wait for the database again and again.
         Err(Failed::Ingesting(e) | Failed::Beginning(e)) => {
-            let why = e.to_string();
+            let why = cause_of(&e);
             let mut outcomes = vec![Err(e)];
             outcomes.resize_with(batch.len(), || Err(unavailable(&why)));
             outcomes
@@ -192,7 +192,7 @@ async fn one_by_one(
             Err(Failed::Ingesting(e) | Failed::Beginning(e)) => Err(e),
         };
         if let Err(e @ StoreError::Unavailable(_)) = &one {
-            down = Some(e.to_string());
+            down = Some(cause_of(e));
         }
         outcomes.push(one);
     }
@@ -202,6 +202,12 @@ async fn one_by_one(
 /// The same unavailability, for each delivery of a batch (a `StoreError` is not `Clone`).
 fn unavailable(why: &str) -> StoreError {
     StoreError::Unavailable(why.to_owned().into())
+}
+
+/// What [`unavailable`] copies: the cause (e.g. the pool's timeout), since an error's own text
+/// names only its kind ("database unavailable").
+fn cause_of(e: &StoreError) -> String {
+    std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string)
 }
 
 /// Where a transaction of [`in_one_transaction`] failed.
